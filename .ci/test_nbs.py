@@ -1,0 +1,48 @@
+#!/usr/bin/env python
+"""Run every notebook in nbs/ as a test (as `nbdev_test` does: cells flagged with settings.ini's
+`tst_flags` are skipped) and print one line per notebook and a closing `N passed, N failed` line.
+
+Usage: python .ci/test_nbs.py [NOTEBOOK_OR_GLOB ...] [--workers N] [--flags "download gpu"]"""
+import argparse, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+os.environ['IN_TEST'] = '1'
+os.environ.setdefault('MPLBACKEND', 'agg')
+repo = Path(__file__).resolve().parent.parent
+
+def _one(fn, skip, force):
+    from nbdev.test import test_nb
+    os.chdir(repo/'nbs')
+    t0 = time.time()
+    try: ok, _ = test_nb(fn, skip_flags=skip, force_flags=force, basepath=repo)
+    except Exception as e: ok = False; print(f'{fn.name}: {type(e).__name__}: {e}', file=sys.stderr)
+    return ok, time.time() - t0
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('paths', nargs='*', help='notebooks or globs relative to nbs/ (default: all)')
+    p.add_argument('--workers', type=int, default=2)
+    p.add_argument('--flags', default='', help='test flags to run although settings.ini skips them')
+    a = p.parse_args()
+    from nbdev.config import get_config
+    skip = get_config(path=repo).tst_flags.split()
+    force = a.flags.split()
+    pats = a.paths or ['*.ipynb']
+    files = sorted({f.resolve() for pat in pats for f in (repo/'nbs').glob(Path(pat).name)
+                    if not f.name.startswith(('_', '.'))})
+    if not files: sys.exit(f'no notebooks match {pats}')
+    # longest first keeps both workers busy until the end
+    files.sort(key=lambda f: -f.stat().st_size)
+    t0, results = time.time(), {}
+    with ProcessPoolExecutor(max_workers=a.workers) as ex:
+        futs = {f: ex.submit(_one, f, skip, force) for f in files}
+        for f, fut in futs.items():
+            ok, secs = fut.result(); results[f] = ok
+            print(f"{'PASS' if ok else 'FAIL'} {f.name} ({secs:.0f} s)", flush=True)
+    n_ok = sum(results.values()); n_fail = len(results) - n_ok
+    print(f'total {time.time() - t0:.0f} s')
+    print(f'{n_ok} passed, {n_fail} failed')
+    sys.exit(1 if n_fail else 0)
+
+if __name__ == '__main__': main()
