@@ -11,7 +11,9 @@ os.environ['IN_TEST'] = '1'
 os.environ.setdefault('MPLBACKEND', 'agg')
 repo = Path(__file__).resolve().parent.parent
 
-def _one(fn, skip, force):
+def _one(fn, skip, force, threads):
+    import torch
+    torch.set_num_threads(threads)  # 2 workers x 2 threads on 2 cores is many times slower than 2 x 1
     from nbdev.test import test_nb
     os.chdir(repo/'nbs')
     t0 = time.time()
@@ -35,8 +37,10 @@ def main():
     # longest first keeps both workers busy until the end
     files.sort(key=lambda f: -f.stat().st_size)
     t0, results = time.time(), {}
+    threads = max(1, (os.cpu_count() or 1) // a.workers)
+    os.environ['OMP_NUM_THREADS'] = str(threads)
     with ProcessPoolExecutor(max_workers=a.workers) as ex:
-        futs = {f: ex.submit(_one, f, skip, force) for f in files}
+        futs = {f: ex.submit(_one, f, skip, force, threads) for f in files}
         for f, fut in futs.items():
             ok, secs = fut.result(); results[f] = ok
             print(f"{'PASS' if ok else 'FAIL'} {f.name} ({secs:.0f} s)", flush=True)
