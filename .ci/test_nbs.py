@@ -3,7 +3,7 @@
 `tst_flags` are skipped) and print one line per notebook and a closing `N passed, N failed` line.
 
 Usage: python .ci/test_nbs.py [NOTEBOOK_OR_GLOB ...] [--workers N] [--flags "download gpu"]"""
-import argparse, os, sys, time
+import argparse, multiprocessing as mp, os, sys, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -39,7 +39,8 @@ def main():
     t0, results = time.time(), {}
     threads = max(1, (os.cpu_count() or 1) // a.workers)
     os.environ['OMP_NUM_THREADS'] = str(threads)
-    with ProcessPoolExecutor(max_workers=a.workers) as ex:
+    # a fresh process per notebook: running a notebook replaces __main__, and state must not leak between notebooks
+    with ProcessPoolExecutor(max_workers=a.workers, mp_context=mp.get_context('spawn'), max_tasks_per_child=1) as ex:
         futs = {f: ex.submit(_one, f, skip, force, threads) for f in files}
         for f, fut in futs.items():
             ok, secs = fut.result(); results[f] = ok
