@@ -21,7 +21,7 @@ def render(nb_path=repo/'nbs'/'index.ipynb'):
         if code: parts.append(f'```python\n{code}\n```')
         for o in c.get('outputs', []):
             text = ''.join(o.get('text', '') or o.get('data', {}).get('text/plain', ''))
-            if text.strip(): parts.append(f'    ' + text.strip().replace('\n', '\n    '))
+            if text.strip(): parts.append('    ' + text.strip().replace('\n', '\n    '))
     return '<!-- generated from nbs/index.ipynb by .ci/make_readme.py: edit the notebook, not this file -->\n\n' + '\n\n'.join(p for p in parts if p) + '\n'
 
 if __name__ == '__main__':

@@ -5,7 +5,7 @@ category, on the synthetic data, for each method. Prints a markdown table and wr
     python benchmarks/pipeline.py                       # 400 training images at 224 px, WRN-50 (random init)
     python benchmarks/pipeline.py --n-train 60 --epochs 3 --backbone resnet18
 """
-import argparse, json, os, sys, time
+import argparse, json
 from pathlib import Path
 import torch
 from reconpatch_nb.core import measure, get_device
