@@ -4,6 +4,7 @@
 
 # %% ../nbs/05_loss.ipynb #8696317a
 from __future__ import annotations
+import functools
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -13,6 +14,11 @@ from .core import DataError
 __all__ = ['relative_distance', 'relaxed_contrastive_loss']
 
 # %% ../nbs/05_loss.ipynb #91173668
+@functools.lru_cache(maxsize=8)
+def _eye_mask(B:int, device:torch.device)->Tensor:
+    "Boolean `B x B` identity on `device` (cached: one per batch size and device)."
+    return torch.eye(B, dtype=torch.bool, device=device)
+
 def relative_distance(z:Tensor, # (B, D) online projections
                       eps:float=1e-12, # floor of the squared distance under the square root
                      )->Tensor: # (B, B), delta[i,i] = 0, each row has mean 1
@@ -20,11 +26,10 @@ def relative_distance(z:Tensor, # (B, D) online projections
     if not isinstance(z, Tensor) or z.ndim != 2 or not z.is_floating_point():
         raise DataError(f"z must be a 2-D float tensor (B, D), got "
                         f"{tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__}")
-    B = z.shape[0]
+    z = z - z.detach().mean(0, keepdim=True)  # centred (a constant shift): the Gram form's rounding at the batch's own scale
     sq = (z * z).sum(1)
-    d2 = sq[:, None] + sq[None, :] - 2 * (z @ z.T)
-    off = 1. - torch.eye(B, dtype=z.dtype, device=z.device)
-    d = d2.clamp_min(eps).sqrt() * off
+    d2 = torch.addmm(sq[None, :], z, z.T, alpha=-2.) + sq[:, None]
+    d = d2.clamp_min(eps).sqrt().masked_fill(_eye_mask(z.shape[0], z.device), 0.)
     return d / d.mean(1, keepdim=True).clamp_min(eps)
 
 # %% ../nbs/05_loss.ipynb #d7e9b167

@@ -4,6 +4,8 @@
 
 # %% ../nbs/04_similarities.ipynb #b71a547b
 from __future__ import annotations
+import operator
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -20,18 +22,33 @@ def _check_batch(z, name='z'):
                         f"{tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__}")
     if not z.is_floating_point(): raise DataError(f"{name} must be a float tensor, got {z.dtype}")
 
+def _direct_pairs(z:Tensor, d2:Tensor, ii:Tensor, jj:Tensor, chunk:int=1<<20):
+    "In place: `d2[i,j] = d2[j,i] = |z_i - z_j|^2` from the differences, for the pairs `(ii, jj)`."
+    step = max(1, chunk // z.shape[1])
+    for s in range(0, len(ii), step):
+        i, j = ii[s:s + step], jj[s:s + step]
+        v = (z[i] - z[j]).pow_(2).sum(1).to(d2.dtype)
+        d2[i, j] = v; d2[j, i] = v
+
+def _centre(z:Tensor)->Tensor:
+    "The batch mean, rounded to a grid 8 bits below the largest entry: small-integer data stays exact when shifted."
+    q = torch.exp2(torch.floor(torch.log2(z.abs().max().clamp_min(torch.finfo(z.dtype).tiny))) - 8)
+    return torch.round(z.mean(0, keepdim=True) / q) * q
+
 def squared_distances(z:Tensor, # (B, D) batch of vectors
                      )->Tensor: # (B, B) squared Euclidean distances, symmetric, diagonal 0
     "Squared Euclidean distances of all pairs in `z` (no gradient: for pseudo-labels); exact duplicates at exactly 0."
     _check_batch(z)
     z = z.detach()
-    g = z @ z.T
-    sq = g.diagonal()
-    d2 = (sq[:, None] + sq[None, :] - 2 * g).clamp_min_(0)
-    d2 = (d2 + d2.T).mul_(0.5)
-    _, inv = torch.unique(z, dim=0, return_inverse=True)
-    d2.masked_fill_(inv[:, None] == inv[None, :], 0.)  # includes the diagonal
-    return d2
+    c = z - _centre(z)                              # centred: the Gram form's rounding at the batch's own scale
+    sq = (c * c).sum(1)
+    d2 = torch.addmm(sq[None, :], c, c.T, alpha=-2.).add_(sq[:, None])
+    d2 = (d2 + d2.T).mul_(0.5).clamp_min_(0)
+    tol = (sq[:, None] + sq[None, :]).mul_(2**10 * torch.finfo(c.dtype).eps)
+    ii, jj = torch.nonzero(d2 <= tol, as_tuple=True)  # pairs the Gram form cannot resolve (diagonal included)
+    keep = ii < jj
+    _direct_pairs(z, d2, ii[keep], jj[keep])
+    return d2.fill_diagonal_(0.)
 
 # %% ../nbs/04_similarities.ipynb #c6e07cc2
 def pairwise_similarity(z:Tensor, # (B, D) projections (L2-normalised by the caller, see above)
@@ -43,13 +60,21 @@ def pairwise_similarity(z:Tensor, # (B, D) projections (L2-normalised by the cal
     return torch.exp(-(squared_distances(z) if d2 is None else d2) / sigma)
 
 # %% ../nbs/04_similarities.ipynb #d4095247
+def _check_k(k, B:int|None, lo:int)->int:
+    "`k` as a python int in `[lo, B]`: any integer (python, numpy, 0-d tensor), not a bool or a float."
+    try: ok = not isinstance(k, (bool, np.bool_)) and int(operator.index(k)) == k
+    except TypeError: ok = False
+    if not ok or not lo <= k <= (B if B is not None else k):
+        raise ValueError(f"k must be an integer in [{lo}, B={B}], got {k!r} ({type(k).__name__})")
+    return int(k)
+
 def knn_indices(d:Tensor, # (B, B) distances (or squared distances)
                 k:int, # neighbourhood size, self included
                )->Tensor: # (B, k) long, in (distance, index) order: column 0 is the row itself
     "Indices of the `k` nearest neighbours of each row (self first), ties broken by the lower index."
     if d.ndim != 2 or d.shape[0] != d.shape[1]: raise DataError(f"d must be a square (B, B) matrix, got {tuple(d.shape)}")
     B = d.shape[0]
-    if not 1 <= k <= B: raise ValueError(f"k must be in [1, B={B}], got {k}")
+    k = _check_k(k, B, lo=1)
     d = d.clone()
     d.fill_diagonal_(-1.)  # distances are >= 0: self is always first
     if k == B: return torch.sort(d, dim=1, stable=True).indices
@@ -76,8 +101,7 @@ def contextual_similarity(z:Tensor, # (B, D) projections (L2-normalised by the c
                          )->Tensor: # (B, B) symmetric, in [0, 1]
     "Contextual similarity `w_C` of ReConPatch: `k`-NN overlap with reciprocal query expansion."
     B = z.shape[0] if isinstance(z, Tensor) and z.ndim == 2 else None
-    if not isinstance(k, int) or k < 2 or (B is not None and k > B):
-        raise ValueError(f"k must be an int in [2, B={B}], got {k}")
+    k = _check_k(k, B, lo=2)
     d = squared_distances(z) if d2 is None else d2
     h = k // 2
     idx = knn_indices(d, k)                                   # (B, k) N_k(i)
