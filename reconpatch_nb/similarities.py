@@ -51,13 +51,25 @@ def squared_distances(z:Tensor, # (B, D) batch of vectors
     return d2.fill_diagonal_(0.)
 
 # %% ../nbs/04_similarities.ipynb #c6e07cc2
+def _sigma(sigma, d2:Tensor):
+    "`sigma` checked, or for `'median'` the median of the off-diagonal entries of `d2` (a 0-d tensor)."
+    if isinstance(sigma, str) and sigma == 'median':
+        B = d2.shape[0]
+        if B < 2: return 1.
+        off = d2.flatten()[1:].view(B - 1, B + 1)[:, :-1]   # every entry but the diagonal
+        return off.median().clamp_min(torch.finfo(d2.dtype).tiny)
+    try: ok = not isinstance(sigma, (bool, str)) and float(sigma) > 0
+    except (TypeError, ValueError): ok = False
+    if not ok: raise ValueError(f"sigma must be a float > 0 or 'median', got {sigma!r}")
+    return sigma
+
 def pairwise_similarity(z:Tensor, # (B, D) projections (L2-normalised by the caller, see above)
-                        sigma:float=1., # kernel width (method.md: 1)
+                        sigma:float|str=1., # kernel width (method.md: 1), or 'median' of the batch's squared distances
                         d2:Tensor|None=None, # `squared_distances(z)` if already computed
                        )->Tensor: # (B, B) in (0, 1]
     "Gaussian kernel on squared distances: `exp(-||z_i - z_j||^2 / sigma)`."
-    if not sigma > 0: raise ValueError(f"sigma must be > 0, got {sigma}")
-    return torch.exp(-(squared_distances(z) if d2 is None else d2) / sigma)
+    d2 = squared_distances(z) if d2 is None else d2
+    return d2.div(-_sigma(sigma, d2)).exp_()
 
 # %% ../nbs/04_similarities.ipynb #d4095247
 def _check_k(k, B:int|None, lo:int)->int:
@@ -118,7 +130,7 @@ def contextual_similarity(z:Tensor, # (B, D) projections (L2-normalised by the c
 @torch.no_grad()
 def combined_similarity(z:Tensor, # (B, D) similarity-network projections z_bar
                         alpha:float=0.5, # weight of the pairwise term (paper: 0.5)
-                        sigma:float=1., # pairwise kernel width
+                        sigma:float|str=1., # pairwise kernel width, or 'median' (of the normalised batch's squared distances)
                         k:int=5, # contextual neighbourhood size
                         normalize:bool=True, # L2-normalise the rows of z first (method.md 3)
                         return_parts:bool=False, # also return (w_P, w_C)
