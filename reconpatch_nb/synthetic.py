@@ -10,7 +10,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 import numpy as np
-import matplotlib.pyplot as plt
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 from .core import DataError, atomic_write_bytes
@@ -436,14 +435,16 @@ def show_synthetic(categories:str|Sequence[str]|None=None, # None: all of `SYNTH
                    seed:int=0,            # seed of the drawings
                    severity:float=0.7,    # severity of the defects shown
                    cell:float=2.0,        # inches per image
+                   show:bool|None=None,   # show it now; None: when running in a notebook
                   ):
-    "A matplotlib figure: one row per category, good images then one image per defect type with its mask outline."
+    "A figure: one row per category, good images then one image per defect type with its mask outline."
+    from reconpatch_nb.visual import _new_figure, _finish   # plotting is loaded only when a figure is drawn
     cats = list(SYNTHETIC_CATEGORIES) if categories is None else [categories] if isinstance(categories, str) else list(categories)
     cols = [(c, [None]*n_good + synthetic_defect_types(c)) for c in cats]
     nc = max(len(d) for _, d in cols)
-    fig, axs = plt.subplots(len(cats), nc, figsize=(cell*nc, cell*len(cats)), squeeze=False)
+    fig, axs = _new_figure(nc, len(cats), width=cell*nc, height=cell*len(cats))
     for r, (cat, defects) in enumerate(cols):
-        for j, ax in enumerate(axs[r]):
+        for j, ax in enumerate(axs[r*nc:(r+1)*nc]):
             ax.axis('off')
             if j >= len(defects): continue
             d = defects[j]
@@ -451,5 +452,4 @@ def show_synthetic(categories:str|Sequence[str]|None=None, # None: all of `SYNTH
             ax.imshow(im)
             if m.any(): ax.contour(m, levels=[0.5], colors='red', linewidths=0.8)
             ax.set_title(f'{cat}: {d or "good"}', fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, show)
