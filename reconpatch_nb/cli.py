@@ -4,163 +4,57 @@
 
 # %% ../nbs/12_cli.ipynb #bd6ef8bf
 from __future__ import annotations
-import argparse, contextlib, functools, io, json, sys, time
+import argparse, json, sys, time
 from pathlib import Path
-import numpy as np
-from .core import ReConPatchError, WeightsUnavailableError, get_device
-from .data import AnomalyDataset, BTAD_CATEGORIES, MVTEC_CATEGORIES, list_categories
-from .synthetic import make_synthetic_dataset
-from .backbone import Backbone
-from .model import DEFAULTS, METHODS, Ensemble, ReConPatch
-from .evaluation import Evaluation, evaluate, benchmark, results_markdown
-from . import visual
 
 # %% auto #0
-__all__ = ['DEMO_CATEGORIES', 'DEMO_RANDOM_BACKBONE', 'detect_format', 'open_dataset', 'resolve_pretrained', 'fit_with_fallback',
-           'save_figures', 'run_benchmark', 'cmd_make_data', 'cmd_fit', 'cmd_test', 'cmd_predict', 'cmd_benchmark',
-           'cmd_demo', 'build_parser', 'main']
+__all__ = ['METHODS', 'cmd_make_data', 'cmd_fit', 'cmd_test', 'cmd_predict', 'cmd_benchmark', 'cmd_demo', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #b8ae7b09
+_MOVED = ('detect_format', 'open_dataset', 'resolve_pretrained', 'fit_with_fallback', 'save_figures', 'run_benchmark')
+METHODS = ('reconpatch', 'patchcore', 'untrained')   # = model.METHODS (tested), here so that --help imports no model
+
+def __getattr__(name:str):
+    "Names that moved to `reconpatch_nb.runs`, still importable from here."
+    if name in _MOVED:
+        from reconpatch_nb import runs
+        return getattr(runs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 def _model_kwargs(a)->dict:
     "Model parameters from the parsed arguments (only those given)."
-    kw = {}
-    if getattr(a, 'backbone', None): kw['backbone'] = a.backbone
-    if getattr(a, 'weights', None): kw['weights'] = a.weights
-    if getattr(a, 'epochs', None) is not None: kw['epochs'] = a.epochs
-    if getattr(a, 'coreset_ratio', None) is not None: kw['coreset_ratio'] = a.coreset_ratio
-    if getattr(a, 'seed', None) is not None: kw['seed'] = a.seed
+    kw = {k: getattr(a, k) for k in ('backbone', 'weights', 'epochs', 'coreset_ratio', 'seed') if getattr(a, k, None) is not None}
     if getattr(a, 'image_size', None): kw['crop'], kw['resize'] = a.image_size, int(round(a.image_size * 256 / 224))
     return kw
 
-def detect_format(root:str|Path)->str:
-    "'visa', 'btad' or 'mvtec', from the folder layout under `root`."
-    root = Path(root)
-    if (root/'split_csv').is_dir(): return 'visa'
-    if root.is_dir() and any((d/'train'/'ok').is_dir() for d in root.iterdir()): return 'btad'
-    return 'mvtec'
-
-def open_dataset(root:str|Path, # dataset root
-                 category:str, # category (MVTec/BTAD/VisA name)
-                 split:str, # 'train' or 'test'
-                 fmt:str='auto', # 'mvtec', 'btad', 'visa' or 'auto' (from the layout)
-                 resize:int=256, crop:int=224)->AnomalyDataset:
-    "The dataset of one category and split, its layout detected from the folder when `fmt='auto'`."
-    if fmt == 'auto': fmt = detect_format(root)
-    make = {'mvtec': AnomalyDataset.mvtec, 'btad': AnomalyDataset.btad, 'visa': AnomalyDataset.visa}[fmt]
-    return make(root, category, split, resize=resize, crop=crop)
-
-# %% ../nbs/12_cli.ipynb #79520e23
-class _WithoutDownloadLine(io.TextIOBase):
-    "A stream minus torch.hub's 'Downloading: ...' announcement (a download's progress bar still shows)."
-    def __init__(self, real): self.real = real
-    def write(self, s): return len(s) if s.startswith('Downloading: ') else self.real.write(s)
-    def flush(self): self.real.flush()
-
-@functools.lru_cache(maxsize=None)
-def _weights_available(backbone:str, layers:tuple)->bool:
-    "Try once per process to load the ImageNet weights; print one line when they cannot be fetched."
-    try:
-        with contextlib.redirect_stdout(_WithoutDownloadLine(sys.stdout)), contextlib.redirect_stderr(_WithoutDownloadLine(sys.stderr)):
-            Backbone(backbone, layers=layers, pretrained=True)   # the failure below is the one line
-        return True
-    except WeightsUnavailableError as e:
-        print(f"pretrained weights unavailable: {str(e).splitlines()[0]} -- continuing with a randomly initialised backbone",
-              file=sys.stderr)
-        return False
-
-def resolve_pretrained(pretrained:bool|None, # True: must load; False: random init; None: load if possible
-                       backbone:str|None=None, layers=None, weights:str|None=None)->bool:
-    "Whether to use the ImageNet weights: `None` tries to load them (once) and falls back with one printed line."
-    if pretrained is not None or weights: return bool(pretrained)
-    return _weights_available(backbone or DEFAULTS['backbone'], tuple(layers or DEFAULTS['layers']))
-
-def fit_with_fallback(method:str, # 'reconpatch', 'patchcore' or 'untrained'
-                      train, # normal training images
-                      pretrained:bool|None=None, # None: ImageNet weights if they can be fetched, else random (one line says so)
-                      device=None, progress=True,
-                      features=None, # `extract_features(train)` of a model with the same backbone, to reuse
-                      **kw)->ReConPatch:
-    "Fit one model, resolving `pretrained=None` first."
-    pretrained = resolve_pretrained(pretrained, kw.get('backbone'), kw.get('layers'), kw.get('weights'))
-    return ReConPatch(method, device=device, progress=progress, pretrained=pretrained, **kw).fit(train, features=features)
-
-# %% ../nbs/12_cli.ipynb #baee3828
-def save_figures(model, test, ev:Evaluation, out:str|Path, prefix:str='', n_images:int=4)->list[Path]:
-    "Histogram, ROC, the worst false positives/negatives and a few per-image figures as PNG files in `out`."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    paths = [visual.save_figure(visual.score_histogram(ev.labels, ev.scores, threshold=model.threshold), out/f'{prefix}histogram.png')]
-    def record(i):
-        it = test[int(i)]
-        s, m = model.predict(it['image'][None])
-        return dict(image=it['image'], amap=m[0], score=float(s[0]), label=it['label'], path=it['path'],
-                    mask=it['mask'][0].numpy() if it['has_mask'] else None)
-    if len(set(ev.labels.tolist())) == 2:
-        paths.append(visual.save_figure(visual.roc_plot(ev.labels, ev.scores, threshold=model.threshold), out/f'{prefix}roc.png'))
-        paths.append(visual.save_figure(visual.worst_cases(record, k=4, scores=ev.scores, labels=ev.labels),
-                                        out/f'{prefix}worst_cases.png'))
-    order = np.argsort(-ev.scores)
-    pick = list(dict.fromkeys([*order[:n_images // 2], *order[::-1][:n_images - n_images // 2]]))
-    for i in pick:
-        r = record(i)
-        fig = visual.show_prediction(r['image'], r['amap'], r['score'], threshold=model.threshold, mask=r['mask'],
-                                     label=r['label'], title=Path(r['path']).name)
-        paths.append(visual.save_figure(fig, out/f"{prefix}{Path(r['path']).parent.name}_{Path(r['path']).stem}.png"))
-    return paths
-
-# %% ../nbs/12_cli.ipynb #0a1aa7e4
-def run_benchmark(data:str|Path, # dataset root
-                  categories:list, methods:list, # what to fit
-                  out:str|Path, # results folder: models/, metrics/, figures/, results.{md,csv,json}
-                  pretrained:bool|None=True, # None: ImageNet weights if they can be fetched, else random (one line says so)
-                  fmt:str='auto', device=None, progress:bool=True,
-                  dataset_name:str|None=None, # 'mvtec'/'btad' print the paper's numbers beside
-                  resume:bool=True, # keep the runs already in `out` (a Colab session that disconnected)
-                  **kw)->list[dict]: # model parameters (see `DEFAULTS`)
-    "Fit and test every category and method; write models, metrics, figures and the table under `out`."
-    out = Path(out); c = {**DEFAULTS, **kw}
-    pretrained = resolve_pretrained(pretrained, c['backbone'], c['layers'], c['weights'])
-    cache = {}  # one category's patch features, shared by its methods (same backbone, same images)
-    def fit_fn(category, method):
-        train = open_dataset(data, category, 'train', fmt, resize=c['resize'], crop=c['crop'])
-        test = open_dataset(data, category, 'test', fmt, resize=c['resize'], crop=c['crop'])
-        if category not in cache:
-            cache.clear(); t = time.perf_counter()
-            feats, grid = ReConPatch(method, device=device, progress=progress, pretrained=pretrained, **kw).extract_features(train)
-            cache[category] = (feats, grid, time.perf_counter() - t)   # each method's fit time counts the extraction
-        model = fit_with_fallback(method, train, pretrained, device=device, progress=progress, features=cache[category], **kw)
-        model.save(out/'models'/f'{category}_{method}.rcp')
-        return model, test
-    def after(category, method, model, test, ev):
-        ev.to_json(out/'metrics'/f'{category}_{method}.json')
-        save_figures(model, test, ev, out/'figures'/category, prefix=f'{method}_')
-        if model.history: visual.save_figure(visual.training_curves(model.history), out/'figures'/category/f'{method}_training.png')
-    return benchmark(fit_fn, categories, methods, out_dir=out, dataset=dataset_name, callback=after, resume=resume,
-                     progress=progress)
-
 # %% ../nbs/12_cli.ipynb #d54e0542
 def cmd_make_data(a):
+    from reconpatch_nb.synthetic import make_synthetic_dataset
+    from reconpatch_nb.data import list_categories
     root = make_synthetic_dataset(a.out, categories=a.categories, seed=a.seed, size=a.size, overwrite=a.overwrite,
                                   **({'n_train': a.n_train} if a.n_train else {}))
     print(f"synthetic dataset in {root}: categories {', '.join(list_categories(root))}")
 
 def cmd_fit(a):
+    from reconpatch_nb.runs import DEFAULTS, fit_with_fallback, open_dataset
     kw = _model_kwargs(a); c = {**DEFAULTS, **kw}
     train = open_dataset(a.data, a.category, 'train', a.format, resize=c['resize'], crop=c['crop'])
     model = fit_with_fallback(a.method, train, a.pretrained if a.pretrained is not None else True, device=a.device, **kw)
     model.save(a.out)
-    t = model.timings
-    print(f"fitted {a.method} on {a.category} ({len(train)} images) in {t['fit_seconds']:.1f} s; bank {tuple(model.bank.shape)}; "
-          f"threshold {model.threshold:.4g} ({model.threshold_rule}); saved {a.out}")
+    print(f"fitted {a.method} on {a.category} ({len(train)} images) in {model.timings['fit_seconds']:.1f} s; "
+          f"bank {tuple(model.bank.shape)}; threshold {model.threshold:.4g} ({model.threshold_rule}); saved {a.out}")
 
 def _load_any(path, device=None):
+    from reconpatch_nb.model import Ensemble, ReConPatch
+    from reconpatch_nb.core import ReConPatchError
     try: return ReConPatch.load(path, device=device)
     except ReConPatchError as e:
         if 'ensemble' in str(e): return Ensemble.load(path, device=device)
         raise
 
 def cmd_test(a):
-    model = _load_any(a.model, a.device)
-    c = model.config
+    from reconpatch_nb.runs import evaluate, open_dataset, save_figures
+    model = _load_any(a.model, a.device); c = model.config
     test = open_dataset(a.data, a.category, 'test', a.format, resize=c['resize'], crop=c['crop'])
     ev = evaluate(model, test)
     print(ev.summary())
@@ -168,6 +62,7 @@ def cmd_test(a):
     if a.figures: save_figures(model, test, ev, a.figures); print(f"figures written to {a.figures}")
 
 def cmd_predict(a):
+    from reconpatch_nb import visual
     model = _load_any(a.model, a.device)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -181,6 +76,8 @@ def cmd_predict(a):
     (out/'scores.json').write_text(json.dumps(rows, indent=1))
 
 def cmd_benchmark(a):
+    from reconpatch_nb.data import BTAD_CATEGORIES, MVTEC_CATEGORIES, list_categories
+    from reconpatch_nb.runs import detect_format, results_markdown, run_benchmark
     fmt = detect_format(a.data) if a.format == 'auto' else a.format
     cats = a.categories or list_categories(a.data, kind=fmt)
     # the paper's numbers are printed beside a full MVTec AD or BTAD run
@@ -190,81 +87,77 @@ def cmd_benchmark(a):
                          fmt=fmt, device=a.device, dataset_name=name, **_model_kwargs(a))
     print(results_markdown(rows, dataset=name))
 
-# %% ../nbs/12_cli.ipynb #856ca04a
-DEMO_CATEGORIES = ['weave', 'hexnut']  # one texture, one object
-DEMO_RANDOM_BACKBONE = 'resnet18'      # the demo's backbone when no ImageNet weights are available (see below)
-
 def cmd_demo(a):
-    t0 = time.time(); out = Path(a.out)
-    data = Path(a.data) if a.data else out/'data'
-    cats = a.categories or DEMO_CATEGORIES
-    make_synthetic_dataset(data, categories=cats, seed=a.seed)
-    print(f"synthetic data in {data}; categories {', '.join(cats)}; device {get_device(a.device)}")
-    kw = _model_kwargs(a)
-    pretrained = resolve_pretrained(a.pretrained, kw.get('backbone'), weights=kw.get('weights'))
-    if not pretrained and 'backbone' not in kw and 'weights' not in kw:
-        kw['backbone'] = DEMO_RANDOM_BACKBONE
-        print(f"random-initialised backbone: using {DEMO_RANDOM_BACKBONE} (random {DEFAULTS['backbone']} features separate the "
-              f"synthetic defects poorly); choose another with --backbone", file=sys.stderr)
-    rows = run_benchmark(data, cats, a.methods, out, pretrained=pretrained, device=a.device, **kw)
+    from reconpatch_nb.runs import results_markdown, run_demo
+    t0, out = time.time(), Path(a.out)
+    rows = run_demo(out, a.data, a.categories, a.methods, pretrained=a.pretrained, device=a.device, **_model_kwargs(a))
     print(results_markdown(rows))
     print(f"demo done in {time.time() - t0:.0f} s: table {out/'results.md'}, figures {out/'figures'}, models {out/'models'}")
+
+# %% ../nbs/12_cli.ipynb #856ca04a
+class _Help(argparse.HelpFormatter):
+    "Fills `{key}` in help texts from the model's `DEFAULTS` (imported only when help is shown)."
+    def _get_help_string(self, action):
+        h = action.help or ''
+        if '{' not in h: return h
+        from reconpatch_nb.model import DEFAULTS
+        return h.format(**DEFAULTS)
+
+def _model_args(s):
+    s.add_argument('--backbone', help="torchvision name or timm/<name> (default {backbone})")
+    s.add_argument('--pretrained', action=argparse.BooleanOptionalAction, default=None,
+                   help='ImageNet weights (--no-pretrained: random init)')
+    s.add_argument('--weights', help='local state dict file for the backbone')
+    s.add_argument('--epochs', type=int, help="training epochs (default {epochs})")
+    s.add_argument('--coreset-ratio', type=float, help="memory bank ratio (default {coreset_ratio})")
+    s.add_argument('--image-size', type=int, help="crop size in px (default {crop}; resize = size*256/224)")
+    s.add_argument('--seed', type=int, default=0, help='seed of the fit (default 0)')
+    s.add_argument('--device', help='cpu or cuda (default: cuda when available)')
+
+def _data_args(s, category=True):
+    s.add_argument('--data', required=True, help='dataset root (MVTec AD layout, BTAD or VisA)')
+    if category: s.add_argument('--category', required=True, help='category folder under --data')
+    s.add_argument('--format', default='auto', choices=['auto', 'mvtec', 'btad', 'visa'], help='dataset layout (default: detected)')
 
 # %% ../nbs/12_cli.ipynb #8701a288
 def build_parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='reconpatch', description='ReConPatch / PatchCore industrial anomaly detection')
     sub = p.add_subparsers(dest='command', required=True)
-    def model_args(s, methods_many=False):
-        s.add_argument('--backbone', help=f"torchvision name or timm/<name> (default {DEFAULTS['backbone']})")
-        s.add_argument('--pretrained', action=argparse.BooleanOptionalAction, default=None,
-                       help='ImageNet weights (--no-pretrained: random init)')
-        s.add_argument('--weights', help='local state dict file for the backbone')
-        s.add_argument('--epochs', type=int, help=f"training epochs (default {DEFAULTS['epochs']})")
-        s.add_argument('--coreset-ratio', type=float, help=f"memory bank ratio (default {DEFAULTS['coreset_ratio']})")
-        s.add_argument('--image-size', type=int, help=f"crop size in px (default {DEFAULTS['crop']}; resize = size*256/224)")
-        s.add_argument('--seed', type=int, default=0)
-        s.add_argument('--device', help='cpu or cuda (default: cuda when available)')
-    def data_args(s, category=True):
-        s.add_argument('--data', required=True, help='dataset root (MVTec AD layout, BTAD or VisA)')
-        if category: s.add_argument('--category', required=True)
-        s.add_argument('--format', default='auto', choices=['auto', 'mvtec', 'btad', 'visa'])
-
-    s = sub.add_parser('make-data', help='write the synthetic MVTec-layout dataset')
-    s.add_argument('--out', required=True); s.add_argument('--categories', nargs='+')
-    s.add_argument('--n-train', type=int); s.add_argument('--size', type=int, default=256)
-    s.add_argument('--seed', type=int, default=0); s.add_argument('--overwrite', action='store_true')
+    add = lambda name, help: sub.add_parser(name, help=help, description=help, formatter_class=_Help)
+    s = add('make-data', 'write the synthetic MVTec-layout dataset')
+    s.add_argument('--out', required=True, help='folder to write'); s.add_argument('--categories', nargs='+', help='default: all')
+    s.add_argument('--n-train', type=int, help='training images per category'); s.add_argument('--size', type=int, default=256, help='px')
+    s.add_argument('--seed', type=int, default=0, help='seed of the generator')
+    s.add_argument('--overwrite', action='store_true', help='replace an existing dataset')
     s.set_defaults(func=cmd_make_data)
-
-    s = sub.add_parser('demo', help='synthetic data -> fit ReConPatch and PatchCore -> metrics and heatmaps')
-    s.add_argument('--out', default='reconpatch_demo'); s.add_argument('--data', help='synthetic data folder (default OUT/data)')
-    s.add_argument('--categories', nargs='+'); s.add_argument('--methods', nargs='+', default=['reconpatch', 'patchcore'], choices=METHODS)
-    model_args(s); s.set_defaults(func=cmd_demo)
-
-    s = sub.add_parser('fit', help='fit one category and save the model')
-    data_args(s); s.add_argument('--out', required=True, help='model file to write')
-    s.add_argument('--method', default='reconpatch', choices=METHODS); model_args(s); s.set_defaults(func=cmd_fit)
-
-    s = sub.add_parser('test', help='evaluate a saved model on a category')
-    s.add_argument('--model', required=True); data_args(s)
+    s = add('demo', 'synthetic data -> fit ReConPatch and PatchCore -> metrics and heatmaps')
+    s.add_argument('--out', default='reconpatch_demo', help='results folder'); s.add_argument('--data', help='synthetic data folder (default OUT/data)')
+    s.add_argument('--categories', nargs='+', help='synthetic categories'); s.add_argument('--methods', nargs='+', default=['reconpatch', 'patchcore'], choices=METHODS)
+    _model_args(s); s.set_defaults(func=cmd_demo)
+    s = add('fit', 'fit one category and save the model')
+    _data_args(s); s.add_argument('--out', required=True, help='model file to write')
+    s.add_argument('--method', default='reconpatch', choices=METHODS, help='default reconpatch'); _model_args(s); s.set_defaults(func=cmd_fit)
+    s = add('test', 'evaluate a saved model on a category')
+    s.add_argument('--model', required=True, help='model file'); _data_args(s)
     s.add_argument('--json', help='write the metrics as JSON'); s.add_argument('--figures', help='folder for PNG figures')
-    s.add_argument('--device'); s.set_defaults(func=cmd_test)
-
-    s = sub.add_parser('predict', help='score images and write heatmaps')
-    s.add_argument('--model', required=True); s.add_argument('images', nargs='+')
-    s.add_argument('--out', required=True); s.add_argument('--device'); s.set_defaults(func=cmd_predict)
-
-    s = sub.add_parser('benchmark', help='fit and test every category and method; write the table')
-    data_args(s, category=False); s.add_argument('--categories', nargs='+')
+    s.add_argument('--device', help='cpu or cuda'); s.set_defaults(func=cmd_test)
+    s = add('predict', 'score images and write heatmaps')
+    s.add_argument('--model', required=True, help='model file'); s.add_argument('images', nargs='+', help='image files')
+    s.add_argument('--out', required=True, help='folder for heatmaps and scores.json'); s.add_argument('--device', help='cpu or cuda')
+    s.set_defaults(func=cmd_predict)
+    s = add('benchmark', 'fit and test every category and method; write the table')
+    _data_args(s, category=False); s.add_argument('--categories', nargs='+', help='default: all under --data')
     s.add_argument('--methods', nargs='+', default=['reconpatch', 'patchcore'], choices=METHODS)
     s.add_argument('--dataset', choices=['mvtec', 'btad', 'visa', 'other'], default=None,
                    help="name of the dataset, to print the paper's numbers beside (default: mvtec/btad when --data holds all "
                         "of its categories)")
-    s.add_argument('--out', required=True); model_args(s); s.set_defaults(func=cmd_benchmark)
+    s.add_argument('--out', required=True, help='results folder'); _model_args(s); s.set_defaults(func=cmd_benchmark)
     return p
 
 def main(argv:list|None=None):
     "Entry point of the `reconpatch` command."
     a = build_parser().parse_args(argv)
+    from reconpatch_nb.core import ReConPatchError
     try: a.func(a)
     except (ReConPatchError, FileNotFoundError) as e:
         print(f"reconpatch {a.command}: error: {e}", file=sys.stderr); sys.exit(2)
