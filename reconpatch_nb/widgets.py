@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_widgets.ipynb #0d23de51
 from __future__ import annotations
-import html, io
+import html
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +15,7 @@ import ipywidgets as W
 from IPython.display import Image as _PNG, display
 from tqdm.auto import tqdm
 from .core import DataError
-from .visual import show_prediction
+from .visual import heat_range, image_stats, show_prediction
 from .evaluation import f1_max
 
 # %% auto #0
@@ -47,8 +47,11 @@ class CategoryResult:
     maps:Sequence|Callable[[int], np.ndarray]        # N maps (H,W), or i -> map
     threshold:float|None = None                      # model threshold (raw units); None: best F1
     labels:np.ndarray|None = None                    # (N,) 0/1; default: from the items
-    vmin:float|None = None                           # heatmap colour range; default: over all maps
+    vmin:float|None = None                           # heatmap colour range; default: the model's, else over all maps
     vmax:float|None = None
+    pixel_threshold:float|None = None                # threshold of the mask's pixels; None: the image threshold
+    mean:tuple|None = None                           # normalisation of the images; None: ImageNet's
+    std:tuple|None = None
 
     def __post_init__(self):
         self.scores = np.asarray(self.scores, dtype=np.float64).ravel()
@@ -102,7 +105,10 @@ class CategoryResult:
             sc, mp = model.predict(imgs)
             scores.append(np.asarray(sc, dtype=np.float64).ravel()); maps.extend(np.asarray(mp, dtype=np.float16))
             labels.extend(int(it['label']) for it in its)
-        return cls(name, dataset, np.concatenate(scores), maps, getattr(model, 'threshold', None), np.array(labels))
+        try: rng = heat_range(model)                 # one colour scale per model, from its nominal statistics
+        except DataError: rng = {}
+        return cls(name, dataset, np.concatenate(scores), maps, getattr(model, 'threshold', None), np.array(labels),
+                   **rng, **image_stats(model))
 
 # %% ../nbs/11_widgets.ipynb #e5171cac
 def best_f1_threshold(labels, # (N,) 0/1
@@ -132,22 +138,26 @@ class AnomalyExplorer:
         self._cache, self._busy = {}, False
         self.category, self.result, self.index, self.threshold, self.filter = None, None, None, None, 'all'
         self.figure, self.n_draws = None, 0
-        self.w_category = W.Dropdown(options=list(self.categories), description='category')
-        self.w_filter = W.Dropdown(options=FILTERS, value='all', description='show', layout=W.Layout(width='170px'))
-        self.w_prev = W.Button(description='◀', layout=W.Layout(width='40px'), tooltip='previous image')
-        self.w_image = W.Dropdown(options=[], description='image', layout=W.Layout(width='360px'))
-        self.w_next = W.Button(description='▶', layout=W.Layout(width='40px'), tooltip='next image')
-        self.w_threshold = W.FloatSlider(description='threshold', continuous_update=False, readout_format='.4g',
-                                         layout=W.Layout(width='600px'))
-        self.info, self.stats, self.out = W.HTML(), W.HTML(), W.Output()
+        self.w_category = W.Dropdown(options=list(self.categories), description='category', layout=W.Layout(width='230px'))
+        self.w_filter = W.Dropdown(options=FILTERS, value='all', description='show', layout=W.Layout(width='160px'))
+        self.w_prev = W.Button(description='◀', layout=W.Layout(width='36px'), tooltip='previous image')
+        self.w_image = W.Dropdown(options=[], description='image', layout=W.Layout(width='400px'))
+        self.w_next = W.Button(description='▶', layout=W.Layout(width='36px'), tooltip='next image')
+        self.w_threshold = W.FloatSlider(description='image threshold', continuous_update=False, readout_format='.4g',
+                                         style={'description_width': 'initial'}, layout=W.Layout(width='600px'))
+        self.info = W.HTML(layout=W.Layout(width='420px'))
+        self.stats = W.HTML(layout=W.Layout(width='480px'))
+        self.out = W.Output(layout=W.Layout(width='100%', max_width='960px'))
         self.w_category.observe(self._on(self.set_category), 'value')
         self.w_filter.observe(self._on(self.set_filter), 'value')
         self.w_image.observe(self._on(self.set_image), 'value')
         self.w_threshold.observe(self._on(self.set_threshold), 'value')
         self.w_prev.on_click(lambda _: self._guard(self.step, -1))
         self.w_next.on_click(lambda _: self._guard(self.step, 1))
+        # fits a 960 px cell: controls (~900 px), the slider, the figure (~880 px at dpi 80), then info | counts
         self.widget = W.VBox([W.HBox([self.w_category, self.w_filter, self.w_prev, self.w_image, self.w_next]),
-                              self.w_threshold, W.HBox([self.out, W.VBox([self.info, self.stats])])])
+                              self.w_threshold, self.out, W.HBox([self.info, self.stats])],
+                             layout=W.Layout(max_width='980px'))
         self.set_category(category if category is not None else next(iter(self.categories)))
 
     # --- plumbing: widget events call the methods below; programmatic updates must not loop back
@@ -266,9 +276,10 @@ class AnomalyExplorer:
         c, r = self.confusion(), self.result
         f = lambda v: '–' if np.isnan(v) else f'{v*100:.1f}%'
         model_t = '' if r.threshold is None else f' (model: {r.threshold:.4g})'
+        pix = self.threshold if r.pixel_threshold is None else r.pixel_threshold
         self.stats.value = (
             f"<b>{html.escape(r.name)}</b>: {len(r)} images, {int(r.labels.sum())} defective<br>"
-            f"threshold {self.threshold:.4g}{model_t}<br>"
+            f"image threshold {self.threshold:.4g}{model_t}; mask: pixels &ge; {pix:.4g}<br>"
             "<table style='border-collapse:collapse'>"
             "<tr><td></td><td><b>pred. defect</b></td><td><b>pred. good</b></td></tr>"
             f"<tr><td><b>defect</b></td><td>TP {c['tp']}</td><td>FN {c['fn']}</td></tr>"
@@ -284,10 +295,11 @@ class AnomalyExplorer:
         label = it.get('label', r.labels[i])
         if int(label) and isinstance(it.get('defect'), str): label = it['defect']
         fig = show_prediction(it['image'], r.amap(i), float(r.scores[i]), self.threshold, mask=mask, label=label,
-                              title=r.image_name(i), vmin=r.vmin, vmax=r.vmax, cmap=self.cmap, alpha=self.alpha)
-        buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=self.dpi)
+                              title=r.image_name(i), vmin=r.vmin, vmax=r.vmax, cmap=self.cmap, alpha=self.alpha,
+                              pixel_threshold=r.pixel_threshold, mean=r.mean, std=r.std, show=False)
+        png = fig.png(self.dpi)
         self.figure, self.n_draws = fig, self.n_draws + 1
         self.out.clear_output(wait=True)
-        with self.out: display(_PNG(data=buf.getvalue()))
+        with self.out: display(_PNG(data=png))
         self.info.value = (f"{html.escape(str(it.get('path', i)))}<br>score {r.scores[i]:.4g}, "
                            f"label {'defect' if r.labels[i] else 'good'}")
