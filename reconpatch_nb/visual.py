@@ -25,15 +25,23 @@ __all__ = ['roc_curve_plot', 'ShownFigure', 'to_display', 'heat_range', 'image_s
 
 # %% ../nbs/10_visual.ipynb #ea78eadb
 _cells = [0]      # notebook cells run so far (counted by a pre_run_cell hook)
-_hooked = set()   # ids of the shells the hook is registered with
+_hooked = set()   # ids of the shells the hooks are registered with
+_pending = []     # figures made in the running cell, shown when it ends unless shown or saved before
 
 def _count_cell(*args, **kwargs): _cells[0] += 1
+
+def _show_pending(*args, **kwargs):
+    "At the end of a cell: show the figures it made and neither showed nor saved."
+    figs, _pending[:] = list(_pending), []
+    for f in figs: f._ipython_display_()
 
 def _notebook_shell():
     "The running IPython shell when it can show images (a kernel or a notebook runner), else None."
     ip = sys.modules['IPython'].get_ipython() if 'IPython' in sys.modules else None
     if ip is None or 'Terminal' in type(ip).__name__: return None
-    if id(ip) not in _hooked: ip.events.register('pre_run_cell', _count_cell); _hooked.add(id(ip))
+    if id(ip) not in _hooked:
+        ip.events.register('pre_run_cell', _count_cell); ip.events.register('post_execute', _show_pending)
+        _hooked.add(id(ip))
     return ip
 
 # %% ../nbs/10_visual.ipynb #63e25e46
@@ -64,9 +72,9 @@ def _new_figure(ncols:int, nrows:int=1, size:float=3., width:float|None=None, he
     return fig, list(axs.ravel())
 
 def _finish(fig:ShownFigure, show:bool|None)->ShownFigure:
-    "Show `fig` when asked (None: when running in a notebook) and return it."
-    if show is None: show = _notebook_shell() is not None
+    "Return `fig`; show it now (`show=True`), when the cell ends (None, in a notebook) or never (False)."
     if show: fig._ipython_display_()
+    elif show is None and _notebook_shell() is not None: _pending.append(fig)
     return fig
 
 # %% ../nbs/10_visual.ipynb #5b8e95cd
@@ -397,6 +405,7 @@ def save_figure(fig:Figure,      # a figure from this module (or pyplot)
     buf = io.BytesIO()
     fig.savefig(buf, format=path.suffix[1:].lower(), dpi=dpi, bbox_inches='tight')
     atomic_write_bytes(path, buf.getvalue())
+    if any(f is fig for f in _pending): _pending[:] = [f for f in _pending if f is not fig]  # saved: not shown
     plt = sys.modules.get('matplotlib.pyplot')   # only loaded if the caller uses pyplot: never imported here
     if plt is not None: plt.close(fig)
     return path
