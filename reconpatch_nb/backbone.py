@@ -4,8 +4,9 @@
 
 # %% ../nbs/03_backbone.ipynb #094630b2
 from __future__ import annotations
-import contextlib, os, re, socket
+import contextlib, os, re, socket, time
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 import torch
@@ -17,9 +18,11 @@ import huggingface_hub
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from .core import DataError, WeightsUnavailableError, get_device
+from .data import IMAGENET_MEAN, IMAGENET_STD
 
 # %% auto #0
-__all__ = ['TORCHVISION_BACKBONES', 'DOWNLOAD_TIMEOUT', 'Backbone', 'aggregate_patch_features', 'PatchFeatureExtractor']
+__all__ = ['TORCHVISION_BACKBONES', 'DOWNLOAD_TIMEOUT', 'Backbone', 'backbone_normalization', 'aggregate_patch_features',
+           'Features', 'PatchFeatureExtractor']
 
 # %% ../nbs/03_backbone.ipynb #a3bf0db1
 TORCHVISION_BACKBONES = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152',
@@ -197,7 +200,7 @@ class Backbone(nn.Module):
         "Stays in eval mode whatever `mode` is: the backbone is frozen."
         return super().train(False)
 
-    def forward(self, x:torch.Tensor, # (B,3,H,W) ImageNet-normalised images
+    def forward(self, x:torch.Tensor, # (B,3,H,W) images normalised with `backbone_normalization`
                )->list[torch.Tensor]:
         "Feature maps (B,C_l,H_l,W_l), one per level in `self.layers`."
         if self.is_timm:
@@ -227,6 +230,17 @@ class Backbone(nn.Module):
         return self._info
 
     def extra_repr(self): return f"name={self.name!r}, layers={self.layers!r}, pretrained={self.pretrained}, weights={self.weights}"
+
+# %% ../nbs/03_backbone.ipynb #b4a2067c
+def backbone_normalization(name:str, # torchvision name or 'timm/<model>' (optionally 'timm/<model>.<tag>')
+                          )->tuple[tuple, tuple]: # (mean, std), 3 floats each, of the [0, 1] pixel values
+    "The input mean/std `name` was trained with: timm's `pretrained_cfg` for timm models, ImageNet's otherwise."
+    if name.startswith('timm/'):
+        try: cfg = timm.models.get_pretrained_cfg(name[len('timm/'):])
+        except Exception: cfg = None   # an unknown name fails clearly when the backbone is built
+        if cfg is not None and cfg.mean and cfg.std and len(cfg.mean) == len(cfg.std) == 3:
+            return tuple(float(x) for x in cfg.mean), tuple(float(x) for x in cfg.std)
+    return tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
 
 # %% ../nbs/03_backbone.ipynb #b8d9c30c
 def _pool_features(u:torch.Tensor, # (B, n, L) 
@@ -272,6 +286,17 @@ def _image_of(item)->torch.Tensor:
 
 def _collate_images(items): return torch.stack([_image_of(it) for it in items])
 
+@dataclass
+class Features:
+    "Cached patch features of a set of images, as `PatchFeatureExtractor.extract` and `ReConPatch.extract_features` give."
+    features:torch.Tensor   # (N_images * h * w, dim) on the CPU, images in order
+    grid:tuple              # (h, w) patch grid of every image
+    seconds:float = 0.      # wall time of the extraction
+    def __iter__(self): return iter((self.features, self.grid))   # `feats, grid = ...` as before this type existed
+    @property
+    def n_images(self)->int: return len(self.features) // (self.grid[0] * self.grid[1])
+    def __repr__(self): return f"Features({self.n_images} images x {self.grid} patches x {self.features.shape[1]}, {self.features.dtype}, {self.seconds:.1f} s)"
+
 def _n_images(data)->int|None:
     "How many images `data` will yield, when that can be known up front."
     try:
@@ -289,18 +314,17 @@ class PatchFeatureExtractor:
                  dim:int=1024, # patch vector length
                  patch_size:int=3, # neighbourhood side
                 ):
-        self.backbone, self.dim, self.patch_size, self.grid = backbone, dim, patch_size, None
+        self.backbone, self.dim, self.patch_size = backbone, dim, patch_size
 
-    def __call__(self, images:torch.Tensor, # (B,3,H,W) ImageNet-normalised
+    def __call__(self, images:torch.Tensor, # (B,3,H,W) normalised as the backbone expects
                 )->tuple[torch.Tensor, tuple[int, int]]:
         "Patch features (B, H*W, dim) on the backbone's device, and the grid (H, W)."
         if not (isinstance(images, torch.Tensor) and images.ndim == 4 and images.shape[1] == 3):
             raise DataError(f"images: expected a (B,3,H,W) tensor, got {getattr(images, 'shape', type(images).__name__)}")
         p = next(self.backbone.parameters())
         with torch.inference_mode():
-            feats, self.grid = aggregate_patch_features(self.backbone(images.to(p.device, p.dtype, non_blocking=True)),
-                                                        self.dim, self.patch_size)
-        return feats, self.grid
+            return aggregate_patch_features(self.backbone(images.to(p.device, p.dtype, non_blocking=True)),
+                                            self.dim, self.patch_size)
 
     def extract(self, data, # AnomalyDataset-like dataset, DataLoader, or (N,3,H,W) tensor
                 batch_size:int=8, # images per forward pass (ignored for a DataLoader)
@@ -308,8 +332,9 @@ class PatchFeatureExtractor:
                 progress:bool=True, # tqdm progress bar
                 half:bool=False, # store float16 instead of float32
                 num_workers:int=0, # DataLoader workers for a dataset
-               )->torch.Tensor:
-        "Patch features of all images, (N_images*H*W, dim) on the CPU, images in order."
+               )->Features:
+        "Patch features of all images, (N_images*H*W, dim) on the CPU, images in order, with their grid and seconds."
+        t0 = time.perf_counter()
         device = get_device(device); self.backbone.to(device)
         if isinstance(data, torch.Tensor):
             if data.ndim == 3: data = data[None]
@@ -329,5 +354,6 @@ class PatchFeatureExtractor:
             if out is not None and i + len(f) <= len(out): out[i:i + len(f)] = f; i += len(f)
             else: extra.append(f)
         if grid is None: raise DataError("extract: the dataset yielded no images")
-        if out is None: return torch.cat(extra)
-        return torch.cat([out[:i]] + extra) if extra or i < len(out) else out
+        if out is None: out = torch.cat(extra)
+        elif extra or i < len(out): out = torch.cat([out[:i]] + extra)
+        return Features(out, tuple(grid), time.perf_counter() - t0)

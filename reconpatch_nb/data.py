@@ -16,10 +16,10 @@ from .core import DataError
 
 # %% auto #0
 __all__ = ['IMG_EXTS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MVTEC_CATEGORIES', 'BTAD_CATEGORIES', 'VISA_CATEGORIES', 'LAYOUTS',
-           'DATASET_URLS', 'MVTEC_CATEGORY_URLS', 'SHA256', 'load_image', 'load_mask', 'resize_crop', 'to_tensor',
-           'denormalize', 'Sample', 'list_categories', 'mvtec_samples', 'btad_samples', 'visa_samples',
-           'folder_samples', 'holdout_split', 'AnomalyDataset', 'DownloadError', 'sha256sum', 'download_file',
-           'extract_archive', 'download_mvtec', 'download_btad', 'download_visa']
+           'DATASET_URLS', 'MVTEC_CATEGORY_URLS', 'SHA256', 'load_image', 'load_mask', 'resize_crop',
+           'check_normalization', 'to_tensor', 'denormalize', 'Sample', 'list_categories', 'mvtec_samples',
+           'btad_samples', 'visa_samples', 'folder_samples', 'holdout_split', 'AnomalyDataset', 'DownloadError',
+           'sha256sum', 'download_file', 'extract_archive', 'download_mvtec', 'download_btad', 'download_visa']
 
 # %% ../nbs/01_data.ipynb #67a752b7
 IMG_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -89,18 +89,34 @@ def resize_crop(im:Image.Image,        # PIL image (RGB or L)
         im = im.crop((left, top, left + crop, top + crop))
     return im
 
+def check_normalization(mean, # per-channel mean of the [0, 1] pixel values: 3 numbers (or one for all channels)
+                        std,  # per-channel standard deviation: 3 numbers > 0 (or one)
+                       )->tuple[tuple, tuple]:
+    "`(mean, std)` as two tuples of 3 floats, or a one-line `DataError` naming the bad one."
+    out = []
+    for name, v in (('mean', mean), ('std', std)):
+        try: t = tuple(float(x) for x in (v if np.ndim(v) else [v] * 3))
+        except (TypeError, ValueError): t = ()
+        if len(t) != 3 or not all(np.isfinite(t)) or (name == 'std' and min(t) <= 0):
+            raise DataError(f"{name}={v!r}: expected 3 finite numbers (R G B){' > 0' if name == 'std' else ''}")
+        out.append(t)
+    return tuple(out)
+
 def to_tensor(im:Image.Image, # RGB image
+              mean=IMAGENET_MEAN, # per-channel mean subtracted from the [0, 1] pixels
+              std=IMAGENET_STD, # per-channel divisor
              )->torch.Tensor:
-    "RGB PIL image -> float32 tensor (3,H,W), ImageNet-normalised."
+    "RGB PIL image -> float32 tensor (3,H,W), normalised with `mean`/`std` (default ImageNet)."
     x = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.).permute(2, 0, 1)
-    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    mean, std = (torch.tensor(v).view(3, 1, 1) for v in check_normalization(mean, std))
     return (x - mean) / std
 
 def denormalize(x:torch.Tensor, # normalised image(s), (3,H,W) or (B,3,H,W)
+                mean=IMAGENET_MEAN, std=IMAGENET_STD, # the normalisation to undo (default ImageNet)
                )->torch.Tensor:
-    "Undo the ImageNet normalisation for display: float values in [0,1], same shape."
+    "Undo the normalisation for display: float values in [0,1], same shape."
     x = torch.as_tensor(x).detach().float().cpu()
-    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    mean, std = (torch.tensor(v).view(3, 1, 1) for v in check_normalization(mean, std))
     return (x * std + mean).clamp(0, 1)
 
 # %% ../nbs/01_data.ipynb #4569d097
@@ -315,16 +331,19 @@ def holdout_split(samples:list[Sample], # e.g. from `folder_samples`
 
 # %% ../nbs/01_data.ipynb #1372beef
 class AnomalyDataset(torch.utils.data.Dataset):
-    "Images (and masks) of `samples`, resized, centre-cropped and ImageNet-normalised."
+    "Images (and masks) of `samples`, resized, centre-cropped and normalised (default: ImageNet mean/std)."
     def __init__(self, samples:Iterable[Sample], # records from one of the readers
                  resize:int|None=256, # shorter side after resizing; None keeps the size
                  crop:int|None=224,   # centre crop side; None keeps the whole resized image
+                 mean=IMAGENET_MEAN,  # per-channel mean of the [0, 1] pixels (a model's `config['mean']`)
+                 std=IMAGENET_STD,    # per-channel standard deviation (a model's `config['std']`)
                 ):
         self.samples = list(samples)
         if not self.samples: raise DataError("AnomalyDataset got no samples")
         if resize is not None and crop is not None and crop > resize:
             raise DataError(f"crop={crop} is larger than resize={resize}; the centre crop must fit in the resized image")
         self.resize, self.crop = resize, crop
+        self.mean, self.std = check_normalization(mean, std)
 
     def __len__(self): return len(self.samples)
 
@@ -340,7 +359,7 @@ class AnomalyDataset(torch.utils.data.Dataset):
         try:
             im, mask = (resize_crop(x, self.resize, self.crop, Image.BILINEAR) for x in (im, mask))
         except DataError as e: raise DataError(f"{s.path}: {e}") from e
-        return {'image': to_tensor(im),
+        return {'image': to_tensor(im, self.mean, self.std),
                 'mask': torch.from_numpy((np.asarray(mask) >= 128).astype(np.float32))[None],
                 'has_mask': s.label == 0 or s.mask_path is not None,
                 'label': s.label, 'defect': s.defect, 'path': str(s.path)}
@@ -350,21 +369,21 @@ class AnomalyDataset(torch.utils.data.Dataset):
         return f"AnomalyDataset({len(self)} images: {len(self) - n1} good, {n1} defect; resize={self.resize}, crop={self.crop})"
 
     @classmethod
-    def mvtec(cls, root, category, split='train', resize=256, crop=224):
+    def mvtec(cls, root, category, split='train', resize=256, crop=224, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         "Dataset of one MVTec AD category/split (see `mvtec_samples`)."
-        return cls(mvtec_samples(root, category, split), resize, crop)
+        return cls(mvtec_samples(root, category, split), resize, crop, mean, std)
     @classmethod
-    def btad(cls, root, category, split='train', resize=256, crop=224):
+    def btad(cls, root, category, split='train', resize=256, crop=224, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         "Dataset of one BTAD category/split (see `btad_samples`)."
-        return cls(btad_samples(root, category, split), resize, crop)
+        return cls(btad_samples(root, category, split), resize, crop, mean, std)
     @classmethod
-    def visa(cls, root, category, split='train', csv=None, resize=256, crop=224):
+    def visa(cls, root, category, split='train', csv=None, resize=256, crop=224, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         "Dataset of one VisA category/split (see `visa_samples`)."
-        return cls(visa_samples(root, category, split, csv), resize, crop)
+        return cls(visa_samples(root, category, split, csv), resize, crop, mean, std)
     @classmethod
-    def folder(cls, normal_dir, abnormal_dir=None, mask_dir=None, resize=256, crop=224):
+    def folder(cls, normal_dir, abnormal_dir=None, mask_dir=None, resize=256, crop=224, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         "Dataset of your own folders (see `folder_samples`)."
-        return cls(folder_samples(normal_dir, abnormal_dir, mask_dir), resize, crop)
+        return cls(folder_samples(normal_dir, abnormal_dir, mask_dir), resize, crop, mean, std)
 
 # %% ../nbs/01_data.ipynb #e6cfe46d
 class DownloadError(DataError):

@@ -12,16 +12,17 @@ from tqdm.auto import tqdm
 import reconpatch_nb
 from .core import (DataError, ModelFileError, ReConPatchError, atomic_torch_save, get_device, measure,
                                 seed_everything)
-from .backbone import Backbone, PatchFeatureExtractor
+from .backbone import Backbone, Features, PatchFeatureExtractor
 from .training import ReConPatchNet, TrainConfig, train_reconpatch
 from .memory_bank import NearestNeighbours, anomaly_map, greedy_coreset, image_scores, patch_scores
 from .data import AnomalyDataset, Sample
 from .evaluation import percentile_threshold
 
 # %% auto #0
-__all__ = ['METHODS', 'FORMAT', 'FORMAT_VERSION', 'DEFAULTS', 'Detector', 'ReConPatch', 'embed', 'extract_features', 'fit',
-           'score_embeddings', 'predict', 'predict_dataset', 'predict_files', 'set_threshold', 'normalize',
-           'state_dict', 'save', 'from_state', 'load', 'Ensemble']
+__all__ = ['METHODS', 'FORMAT', 'FORMAT_VERSION', 'DEFAULTS', 'MIN_CALIBRATION_IMAGES', 'Detector', 'ReConPatch', 'embed',
+           'extract_features', 'fit', 'score_embeddings', 'predict', 'predict_dataset', 'predict_files', 'loo_knn',
+           'nearest_other_image', 'loo_scores', 'set_threshold', 'normalize', 'state_dict', 'save', 'from_state',
+           'load', 'Ensemble']
 
 # %% ../nbs/08_model.ipynb #ebdd8b86
 METHODS = ('reconpatch', 'patchcore', 'untrained')
@@ -33,7 +34,7 @@ DEFAULTS = dict(
     resize=256, crop=224, feature_dim=1024, hidden_dim=512, proj_dim=128,
     epochs=10, steps_per_epoch=None, batch_size=1024, lr=1e-5, weight_decay=1e-2, gamma=0.999, alpha=0.5, sigma=1., k=5, margin=1.,
     coreset_ratio=0.01, coreset_proj_dim=128, reweight=False, reweight_b=9, blur_sigma=4.,
-    val_fraction=0.1, threshold_percentile=99., seed=0, extract_batch_size=8, half_features=None,
+    val_fraction=None, calibration_max_images=200, threshold_percentile=99., seed=0, extract_batch_size=8, half_features=None,
 )
 
 # %% ../nbs/08_model.ipynb #d5f2a075
@@ -49,13 +50,22 @@ class ReConPatch(Detector):
         if method not in METHODS: raise ValueError(f"method={method!r}: expected one of {METHODS}")
         unknown = set(config) - set(DEFAULTS)
         if unknown: raise TypeError(f"unknown parameter(s) {sorted(unknown)}; expected some of {sorted(DEFAULTS)}")
+        if config.get('val_fraction') is not None:
+            warnings.warn("val_fraction is deprecated and ignored: calibration now uses leave-one-image-out scores of the "
+                          "training images against the final bank (see calibration_max_images)", FutureWarning, stacklevel=2)
         self.method, self.progress = method, progress
         self.config = {**DEFAULTS, **config}
+        cap = self.config['calibration_max_images']
+        if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
+            raise ValueError(f"calibration_max_images={cap!r}: expected an int >= 1")
+        q = self.config['threshold_percentile']
+        if not (isinstance(q, (int, float, np.number)) and 0 <= q <= 100):
+            raise ValueError(f"threshold_percentile={q!r}: expected a number in [0, 100]")
         self.config['layers'] = tuple(self.config['layers'])
         self.device = get_device(device)
-        self.net = self.bank = self._nn = self._extractor = None
+        self.net = self.bank = self._nn = self._extractor = self.bank_images = None
         self.threshold = self.threshold_rule = None
-        self.nominal_stats, self.history, self.timings = {}, [], {}
+        self.nominal_stats, self.calibration, self.history, self.timings = {}, {}, [], {}
         self._backbone_state = None
 
     def __repr__(self):
@@ -71,9 +81,10 @@ class ReConPatch(Detector):
 def _build_extractor(self:ReConPatch):
     c = self.config
     if self._extractor is None:
-        seed_everything(c['seed'])
-        bb = Backbone(c['backbone'], layers=c['layers'], pretrained=c['pretrained'] and self._backbone_state is None,
-                      weights=c['weights'])
+        with torch.random.fork_rng(devices=[]):   # a random backbone is seeded without moving the global generator
+            torch.manual_seed(c['seed'])
+            bb = Backbone(c['backbone'], layers=c['layers'], pretrained=c['pretrained'] and self._backbone_state is None,
+                          weights=c['weights'])
         if self._backbone_state is not None: bb.load_state_dict(self._backbone_state)
         elif not c['pretrained'] and c['weights'] is None: self._backbone_state = {k: v.clone() for k, v in bb.state_dict().items()}
         self._extractor = PatchFeatureExtractor(bb.to(self.device), dim=c['feature_dim'])
@@ -90,54 +101,68 @@ def embed(self:ReConPatch, feats:torch.Tensor, # (N, feature_dim) patch features
 ReConPatch.embed = embed
 
 # %% ../nbs/08_model.ipynb #ad0b8c92
-def _split_validation(n:int, fraction:float, seed:int):
-    "Seeded split of `n` image indices into (train, validation)."
-    if not 0 <= fraction < 1: raise ValueError(f"val_fraction={fraction}: expected 0 <= val_fraction < 1")
-    n_val = max(2, int(round(n * fraction))) if n >= 5 and fraction > 0 else 0   # a standard deviation needs two
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    return sorted(perm[n_val:]), sorted(perm[:n_val])
-
-# %% ../nbs/08_model.ipynb #d4904c9a
 def _check_items(dataset):
     item = dataset[0]
     if not isinstance(item, dict) or 'image' not in item:
         raise DataError(f"dataset items must be dicts with an 'image' tensor (as AnomalyDataset gives), got {type(item).__name__}")
     return item
 
-def _bank(self:ReConPatch, emb:torch.Tensor)->torch.Tensor:
-    "Greedy coreset of `emb` (N, D): the memory bank."
-    c = self.config
-    idx = greedy_coreset(emb, ratio=c['coreset_ratio'], proj_dim=c['coreset_proj_dim'], seed=c['seed'], device=self.device,
-                         progress=self.progress)
-    return emb[idx].float().contiguous()
-ReConPatch._bank = _bank
-
-def extract_features(self:ReConPatch, dataset)->tuple[torch.Tensor, tuple]:
-    "Patch features of every image of `dataset` (N_images * P, feature_dim) on the CPU, and the patch grid."
+def extract_features(self:ReConPatch, dataset)->Features:
+    "Patch features of every image of `dataset` (N_images * P, feature_dim) on the CPU, with the patch grid and the seconds."
     c = self.config
     if len(dataset) == 0: raise DataError("the training set is empty: fit needs at least one normal image")
     size = tuple(_check_items(dataset)['image'].shape[-2:])
     half = c['half_features']
     if half is None: half = len(dataset) * (size[0] // 8) * (size[1] // 8) * c['feature_dim'] * 4 > 4 * 2**30
-    feats = self.extractor.extract(dataset, batch_size=c['extract_batch_size'], device=self.device, progress=self.progress,
-                                   half=half)
-    return feats, tuple(self.extractor.grid)
+    return self.extractor.extract(dataset, batch_size=c['extract_batch_size'], device=self.device, progress=self.progress,
+                                  half=half)
 ReConPatch.extract_features = extract_features
 
+@torch.no_grad()
+def _embed_all(self:ReConPatch, feats:torch.Tensor, # (N, feature_dim) cached patch features
+               inplace:bool=False, # write f(p) into `feats`' memory (destroys `feats`)
+               chunk:int=16384)->torch.Tensor: # (N, hidden_dim), in `feats`' dtype, on the CPU
+    "f(p) of every cached patch for the bank, without a second full-size copy when `inplace` (PatchCore: `feats` itself)."
+    if self.net is None: return feats
+    n, h = len(feats), self.config['hidden_dim']
+    if inplace and feats.device.type == 'cpu' and feats.is_contiguous() and h <= feats.shape[1]:
+        out = feats.view(-1)[:n * h].view(n, h)   # output row i ends before input row i + 1 starts: safe in order
+    else: out = torch.empty(n, h, dtype=feats.dtype)
+    for s in range(0, n, chunk):
+        y = self.net.embed(feats[s:s + chunk].to(self.device, torch.float32))
+        out[s:s + len(y)] = y.to('cpu', out.dtype)
+    return out
+ReConPatch._embed_all = _embed_all
+
+def _select_bank(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings, images in order
+                 n_patches:int): # P, patches per image
+    "The coreset memory bank of `emb`, and the training image of each bank vector."
+    c = self.config
+    idx = greedy_coreset(emb, ratio=c['coreset_ratio'], proj_dim=c['coreset_proj_dim'], seed=c['seed'], device=self.device,
+                         progress=self.progress)
+    self.bank, self._nn = emb[idx].float().contiguous(), None
+    self.bank_images = (idx // n_patches).to(torch.int32)
+ReConPatch._select_bank = _select_bank
+
 def fit(self:ReConPatch, dataset, # normal training images: an `AnomalyDataset` (or items that are dicts with an 'image')
-        features:tuple|None=None, # `extract_features(dataset)` of a model with the same backbone, to reuse (an optional
-                                  # third item, the seconds they took, is counted in `timings` as if extracted here)
+        features:Features|tuple|None=None, # `extract_features(dataset)` of a model with the same backbone, to reuse (its
+                                  # seconds are counted in `timings` as if extracted here); or a (features, grid[, seconds]) tuple
        )->ReConPatch:
     "Extract patch features, train f (ReConPatch), select the coreset memory bank, set threshold and statistics."
     c, t0, self.timings = self.config, time.perf_counter(), {}
     if len(dataset) == 0: raise DataError("the training set is empty: fit needs at least one normal image")
     size = tuple(_check_items(dataset)['image'].shape[-2:])
     seed_everything(c['seed'])
+    own = features is None   # features extracted here may be overwritten by f(p)
     with measure(self.timings, 'features'):
-        feats, grid, *reused = features if features is not None else self.extract_features(dataset)
-    if reused: self.timings['features']['seconds'] += reused[0]; t0 -= reused[0]
-    n_img = len(dataset)
-    if feats.shape != (n_img * grid[0] * grid[1], c['feature_dim']):
+        if features is None: feats, grid, reused = *self.extract_features(dataset), 0.
+        elif isinstance(features, Features): feats, grid, reused = features.features, features.grid, features.seconds
+        else: feats, grid, *rest = features; reused = rest[0] if rest else 0.
+    del features
+    grid = tuple(grid)
+    if reused: self.timings['features']['seconds'] += reused; t0 -= reused
+    n_img, n_p = len(dataset), grid[0] * grid[1]
+    if feats.shape != (n_img * n_p, c['feature_dim']):
         raise DataError(f"features: expected ({n_img} images x {grid[0]}x{grid[1]} patches, {c['feature_dim']}), "
                         f"got {tuple(feats.shape)}: were they extracted from this dataset with this model's backbone?")
     seed_everything(c['seed'])
@@ -150,14 +175,9 @@ def fit(self:ReConPatch, dataset, # normal training images: an `AnomalyDataset` 
             cfg = TrainConfig(**{f.name: c[f.name] for f in dataclasses.fields(TrainConfig) if f.name in c})
             self.net, self.history = train_reconpatch(feats, cfg, device=self.device, progress=self.progress)
         if self.net is not None: self.net = self.net.to(self.device).eval()
-    emb = self.embed(feats).reshape(n_img, grid[0] * grid[1], -1); del feats
-    train_idx, val_idx = _split_validation(n_img, c['val_fraction'], c['seed'])
-    with measure(self.timings, 'calibration'):
-        if val_idx: self.bank, self._nn = self._bank(emb[train_idx].flatten(0, 1)), None   # a bank without the held-out images
-        else: self.bank, self._nn = self._bank(emb.flatten(0, 1)), None
-        self._calibrate(emb[val_idx or train_idx], grid, size, held_out=bool(val_idx))
-    with measure(self.timings, 'coreset'):
-        if val_idx: self.bank, self._nn = self._bank(emb.flatten(0, 1)), None               # the final bank: all patches
+    emb = self._embed_all(feats, inplace=own); del feats
+    with measure(self.timings, 'coreset'): self._select_bank(emb, n_p)
+    with measure(self.timings, 'calibration'): self._calibrate(emb, n_img, grid, size)
     self.timings['fit_seconds'] = round(time.perf_counter() - t0, 3)
     return self
 ReConPatch.fit = fit
@@ -224,22 +244,118 @@ def _spread(x:np.ndarray)->float:
     "Standard deviation, floored at 0.1% of the mean magnitude so that a few near-equal scores cannot blow up `normalize`."
     return float(max(x.std(), 1e-3 * abs(x.mean()), 1e-8))
 
-def _calibrate(self:ReConPatch, emb:torch.Tensor, # (n, P, D) embeddings of the calibration images
-               grid:tuple, size:tuple, held_out:bool):
+MIN_CALIBRATION_IMAGES = 10   # fewer decide the threshold: a warning
+
+def _calibration_images(n:int, cap:int, seed:int)->list[int]:
+    "The training images whose scores calibrate the model: all of them, or a seeded subset of `cap`."
+    if n <= cap: return list(range(n))
+    return sorted(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:cap].tolist())
+
+@torch.no_grad()
+def loo_knn(bank:torch.Tensor, # (M, D) memory bank
+            bank_images:torch.Tensor, # (M,) the image each bank vector came from
+            queries:torch.Tensor, # (Q, D) query vectors
+            query_images:torch.Tensor, # (Q,) the image each query came from
+            k:int=1, # neighbours per query
+            device=None, # where to compute (None: the GPU when present)
+            max_elems:int=2**24, # distances computed at a time (64 MB of float32)
+            spare:torch.Tensor|None=None, # (M, D) stand-ins: row j is searched only by queries from image `bank_images[j]`
+           )->tuple[torch.Tensor, torch.Tensor]: # exact L2 distances (Q, k) and indices (Q, k) into `cat(bank, spare)`, on the CPU
+    "Exact k nearest bank vectors of each query among those *not* from the query's own image (leave-one-image-out)."
+    dev = get_device(device)
+    bank_d, bimg = bank.to(dev, torch.float32), bank_images.to(dev).long()
+    if spare is not None: bank_d = torch.cat([bank_d, spare.to(dev, torch.float32)])
+    sq, out_d, out_i = (bank_d * bank_d).sum(1), [], []
+    step = max(1, max_elems // len(bank_d))
+    for a in range(0, len(queries), step):
+        x, qi = queries[a:a + step].to(dev, torch.float32), query_images[a:a + step].to(dev).long()
+        same = qi[:, None] == bimg[None]
+        if spare is not None: same = torch.cat([same, ~same], 1)   # a stand-in serves only the image it stands in for
+        d2 = torch.addmm(sq[None], x, bank_d.T, alpha=-2.).masked_fill_(same, float('inf'))
+        i = d2.topk(k, dim=1, largest=False).indices
+        out_i.append(i.cpu()); out_d.append((x[:, None] - bank_d[i]).norm(dim=-1).cpu())   # exact, not |q|^2 - 2q.m + |m|^2
+    return torch.cat(out_d), torch.cat(out_i)
+
+@torch.no_grad()
+def nearest_other_image(queries:torch.Tensor, # (Q, D) vectors, e.g. the bank
+                        query_images:torch.Tensor, # (Q,) the image each came from
+                        database:torch.Tensor, # (n_img * P, D) all training patches, images in order
+                        n_patches:int, # P
+                        device=None, max_elems:int=2**24)->torch.Tensor: # (Q,) row indices into `database`
+    "The nearest `database` row from another image than the query's, streaming over `database` in chunks (no copy of it)."
+    dev = get_device(device)
+    q, qi = queries.to(dev, torch.float32), query_images.to(dev).long()
+    best_d, best_i = torch.full((len(q),), float('inf'), device=dev), torch.zeros(len(q), dtype=torch.long, device=dev)
+    step = max(1, max_elems // len(q))
+    for a in range(0, len(database), step):
+        x = database[a:a + step].to(dev, torch.float32)
+        d2 = torch.addmm((x * x).sum(1)[None], q, x.T, alpha=-2.)          # |x|^2 - 2 q.x: same order as |q - x|^2
+        d2.masked_fill_(qi[:, None] == (torch.arange(a, a + len(x), device=dev) // n_patches)[None], float('inf'))
+        v, j = d2.min(1)
+        better = v < best_d
+        best_d, best_i = torch.where(better, v, best_d), torch.where(better, j + a, best_i)
+    return best_i.cpu()
+
+def _reweighted(q:torch.Tensor, bank:torch.Tensor, star:torch.Tensor, nbr:torch.Tensor, smax:torch.Tensor)->torch.Tensor:
+    "PatchCore's Eq. 7 from the worst patch `q` (B, D), its nearest bank vector `star` (B,) and that one's neighbours `nbr` (B, b)."
+    d = (q[:, None] - bank[nbr]).norm(dim=-1)
+    return (1 - torch.exp((q - bank[star]).norm(dim=-1) - torch.logsumexp(d, dim=1))) * smax
+
+@torch.no_grad()
+def loo_scores(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings of the training images, in order
+               images:list, # indices of the images to score
+               grid:tuple, size:tuple, # patch grid (h, w) and image size (H, W)
+               batch:int=8, # images scored at a time
+               mask:bool=True, # leave each image's own bank vectors out (False: plain scores against the whole bank)
+              )->tuple[np.ndarray, np.ndarray]: # image scores (len(images),), every 4th map pixel
+    "Leave-one-image-out image scores and map values of training images against the final bank."
+    c, n_p = self.config, grid[0] * grid[1]
+    bank, bimg = self.bank, self.bank_images
+    if bank is None or bimg is None: raise ReConPatchError("loo_scores needs the bank and bank_images of a fit")
+    alone = not mask
+    spare = None if alone else emb[nearest_other_image(bank, bimg, emb, n_p, device=self.device)].float()
+    full = bank if alone else torch.cat([bank, spare])   # what the indices of loo_knn point into
+    scores, pix = [], []
+    for a in range(0, len(images), batch):
+        ids = torch.as_tensor(images[a:a + batch])
+        q = emb.view(-1, n_p, emb.shape[-1])[ids].float()                # (b, P, D) copy of these images only
+        qimg = (torch.full((len(ids),), -1) if alone else ids)[:, None].expand(-1, n_p).reshape(-1)
+        d, i = loo_knn(bank, bimg, q.reshape(-1, q.shape[-1]), qimg, k=1, device=self.device, spare=spare)
+        patch = d[:, 0].reshape(len(ids), n_p)
+        smax, arg = patch.max(1)
+        if c['reweight']:
+            worst = q[torch.arange(len(ids)), arg]
+            star = i[:, 0].reshape(len(ids), n_p)[torch.arange(len(ids)), arg]
+            owner = qimg.reshape(len(ids), n_p)[:, 0]
+            _, nbr = loo_knn(bank, bimg, full[star], owner, k=min(c['reweight_b'], len(bank)), device=self.device, spare=spare)
+            smax = _reweighted(worst, full, star, nbr, smax)
+        scores.append(smax.numpy())
+        pix.append(anomaly_map(patch.reshape(len(ids), *grid), size=size, sigma=c['blur_sigma'])[:, ::4, ::4].reshape(-1).numpy())
+    return np.concatenate(scores).astype(np.float32), np.concatenate(pix)
+ReConPatch.loo_scores = loo_scores
+
+def _calibrate(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings of all training images, in order
+               n_img:int, grid:tuple, size:tuple):
+    "Nominal statistics and the percentile threshold from leave-one-image-out scores of the training images."
+    c, q = self.config, self.config['threshold_percentile']
+    images = _calibration_images(n_img, c['calibration_max_images'], c['seed'])
+    held_out = len(torch.unique(self.bank_images)) > 1   # else leaving the bank's only image out leaves no bank
+    scores, pix = self.loo_scores(emb, images, grid, size, batch=c['extract_batch_size'], mask=held_out)
     if not held_out:
-        warnings.warn("no held-out normal images (val_fraction=0 or fewer than 5 training images): nominal statistics "
-                      "and the threshold come from the training images themselves and are biased low")
-    scores, pix, bs = [], [], self.config['extract_batch_size']
-    for i in range(0, len(emb), bs):
-        s, m = self.score_embeddings(emb[i:i + bs], grid, size)
-        scores.append(s); pix.append(m[:, ::4, ::4].ravel())   # every 4th pixel: the maps are smooth (blur sigma 4)
-    scores, pix = np.concatenate(scores), np.concatenate(pix)
+        warnings.warn("the bank holds the patches of a single training image, which cannot be left out of it: the nominal "
+                      "statistics and the threshold come from training images scored against themselves and are biased "
+                      f"low; fit on at least {MIN_CALIBRATION_IMAGES} images (better 50+)")
+    elif len(images) < MIN_CALIBRATION_IMAGES:
+        warnings.warn(f"only {len(images)} normal images decide the threshold (percentile-{q:g} of their leave-one-image-out "
+                      f"scores), so it is little more than their largest score; fit on at least {MIN_CALIBRATION_IMAGES} "
+                      "images (better 50+) or choose it with set_threshold")
+    self.calibration = dict(n_images=int(n_img), images=[int(i) for i in images], scores=[float(x) for x in scores])
     self.nominal_stats = dict(mean=float(scores.mean()), std=_spread(scores), n=int(len(scores)),
                               pixel_mean=float(pix.mean()), pixel_std=_spread(pix), held_out=held_out)
-    q = self.config['threshold_percentile']
-    self.set_threshold(percentile_threshold(scores, q), f'percentile-{q:g} of nominal held-out image scores'
-                       if held_out else f'percentile-{q:g} of training image scores')
+    self.set_threshold(percentile_threshold(scores, q), f'percentile-{q:g} of {len(images)} leave-one-image-out nominal image scores'
+                       if held_out else f'percentile-{q:g} of training image scores (biased low)')
 ReConPatch._calibrate = _calibrate
+
 
 def set_threshold(self:ReConPatch, value:float, # threshold in raw score units
                   rule:str='manual'): # how it was chosen (stored with the model)
@@ -266,7 +382,7 @@ def state_dict(self:ReConPatch)->dict:
                 net=None if self.net is None else {k: v.cpu() for k, v in self.net.state_dict().items()},
                 bank=self.bank.cpu(), nominal_stats=self.nominal_stats, threshold=self.threshold,
                 threshold_rule=self.threshold_rule, history=self.history, timings=self.timings,
-                backbone_state=self._backbone_state)
+                backbone_state=self._backbone_state, bank_images=self.bank_images, calibration=self.calibration)
 ReConPatch.state_dict = state_dict
 
 def _plain(v):
@@ -306,13 +422,15 @@ def _read_model_file(path)->dict:
 @classmethod
 def from_state(cls, st:dict, device:str|None=None, progress:bool=True)->ReConPatch:
     "A model from `state_dict()`'s output."
-    self = cls(st['method'], device=device, progress=progress, **st['config'])
+    config = {k: v for k, v in st['config'].items() if k != 'val_fraction'}   # deprecated; files before 0.2 hold 0.1
+    self = cls(st['method'], device=device, progress=progress, **config)
     if st['net'] is not None:
         c = self.config
         self.net = ReConPatchNet(c['feature_dim'], c['hidden_dim'], c['proj_dim'])
         self.net.load_state_dict(st['net']); self.net.to(self.device).eval()
     self.bank, self.nominal_stats, self.history, self.timings = st['bank'], st['nominal_stats'], st['history'], st['timings']
     self.threshold, self.threshold_rule, self._backbone_state = st['threshold'], st['threshold_rule'], st['backbone_state']
+    self.bank_images, self.calibration = st.get('bank_images'), st.get('calibration') or {}   # absent from older files
     return self
 ReConPatch.from_state = from_state
 
@@ -347,16 +465,38 @@ class Ensemble(Detector):
         if self._stats is None: raise ReConPatchError("the ensemble is not calibrated: call calibrate(dataset) or fit(dataset)")
         return self._stats
 
-    def calibrate(self, dataset):
-        "Nominal statistics and threshold of the averaged score, on the members' held-out images."
-        c = self.models[0].config
-        _, val_idx = _split_validation(len(dataset), c['val_fraction'], c['seed'])
-        sub = torch.utils.data.Subset(dataset, val_idx or list(range(len(dataset))))
-        scores = np.concatenate([s for _, s, _ in self.predict_dataset(sub, progress=False)])
-        self._stats = dict(mean=float(scores.mean()), std=_spread(scores), n=len(scores))
-        q = c['threshold_percentile']
-        self.threshold, self.threshold_rule = percentile_threshold(scores, q), f'percentile-{q:g} of nominal ensemble scores'
+    def calibrate(self, dataset=None): # optional: the members' training images, only to check their number
+        "Nominal statistics and threshold of the averaged score, from the members' leave-one-image-out scores."
+        cals = [m.calibration for m in self.models]
+        for j, cal in enumerate(cals):
+            if not cal: raise ReConPatchError(f"ensemble member {j} has no leave-one-image-out calibration scores (not fitted, "
+                                              "or fitted by an older reconpatch_nb): fit it again")
+        ns = {cal['n_images'] for cal in cals}
+        if len(ns) > 1: raise DataError(f"the ensemble's members were fitted on different numbers of images {sorted(ns)}: "
+                                        "fit them on the same images")
+        if dataset is not None and len(dataset) not in ns:
+            raise DataError(f"dataset has {len(dataset)} images but the members were fitted on {ns.pop()}: "
+                            "calibrate on the members' own training images")
+        common = sorted(set.intersection(*[set(cal['images']) for cal in cals]))
+        if not common: raise DataError("the members share no calibration image: fit them with the same seed and calibration_max_images")
+        per = [dict(zip(cal['images'], cal['scores'])) for cal in cals]
+        scores = np.mean([m.normalize(np.array([p[i] for i in common])) for m, p in zip(self.models, per)], axis=0)
+        q = self.models[0].config['threshold_percentile']
+        if len(common) < MIN_CALIBRATION_IMAGES:
+            warnings.warn(f"only {len(common)} normal images decide the ensemble's threshold (percentile-{q:g}): it is little "
+                          f"more than their largest score; fit on at least {MIN_CALIBRATION_IMAGES} images (better 50+)")
+        self._stats = dict(mean=float(scores.mean()), std=_spread(scores), n=len(scores), images=common,
+                           scores=[float(x) for x in scores])
+        self.threshold = percentile_threshold(scores, q)
+        self.threshold_rule = f'percentile-{q:g} of {len(common)} leave-one-image-out nominal ensemble scores'
         return self
+
+    def normalize(self, scores, # ensemble image scores (or maps with `pixel=True`)
+                  pixel:bool=False):
+        "Ensemble image scores in units of its nominal standard deviations above its nominal mean (maps: unchanged)."
+        if pixel: return np.asarray(scores)   # maps are already means of the members' normalised maps
+        st = self.nominal_stats
+        return (np.asarray(scores) - st['mean']) / st['std']
 
     def predict(self, images):
         "Mean of the members' normalised image scores and maps."
