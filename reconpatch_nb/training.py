@@ -16,7 +16,8 @@ from .similarities import combined_similarity
 from .loss import relaxed_contrastive_loss
 
 # %% auto #0
-__all__ = ['ReConPatchNet', 'make_target', 'ema_update', 'TrainConfig', 'reconpatch_step', 'train_reconpatch']
+__all__ = ['INITS', 'PAPER_SCHEDULE', 'ReConPatchNet', 'make_target', 'ema_update', 'init_representation', 'TrainConfig',
+           'reconpatch_step', 'train_reconpatch']
 
 # %% ../nbs/06_training.ipynb #bbce1fea
 class ReConPatchNet(nn.Module):
@@ -55,31 +56,65 @@ def ema_update(target:nn.Module, # similarity network, updated in place
     ob = dict(online.named_buffers())
     for n, b in target.named_buffers(): b.copy_(ob[n])
 
+# %% ../nbs/06_training.ipynb #7109d3fe
+INITS = ('random', 'orthogonal', 'pca')
+
+@torch.no_grad()
+def init_representation(net:ReConPatchNet, # its `f` is set in place
+                        features:Tensor|None=None, # (N, D) patches; needed for 'pca'
+                        init:str='random', # one of `INITS`
+                        seed:int=0, # draws the orthogonal matrix and the PCA sample
+                        n_sample:int=16384, # patches used to estimate the principal directions
+                       )->ReConPatchNet:
+    "Set `f` for step 0: PyTorch's random init, a random orthogonal projection, or the features' principal directions."
+    if init not in INITS: raise ValueError(f"init={init!r}: expected one of {INITS}")
+    if init == 'random': return net
+    W = net.f.weight
+    if init == 'orthogonal': nn.init.orthogonal_(W, generator=torch.Generator().manual_seed(seed))
+    else:
+        if features is None: raise ValueError("init='pca' needs the features")
+        if W.shape[0] > W.shape[1]: raise ValueError(f"init='pca': hidden_dim={W.shape[0]} exceeds the feature size {W.shape[1]}")
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(len(features), generator=g)[:n_sample].to(features.device)
+        x = features[idx].to(W.device, torch.float64)
+        x = x - x.mean(0)
+        _, vecs = torch.linalg.eigh(x.T @ x)                  # ascending eigenvalues
+        W.copy_(vecs[:, -W.shape[0]:].flip(1).T)
+    net.f.bias.zero_()
+    return net
+
 # %% ../nbs/06_training.ipynb #8f9fcff5
+PAPER_SCHEDULE = dict(steps=None, epochs=120, lr=1e-5, init='random')  # the paper's training: `ReConPatch(**PAPER_SCHEDULE)`
+
 @dataclass
 class TrainConfig:
-    "Hyper-parameters of ReConPatch training (paper values unless marked)."
-    epochs:int=10             # paper: 120; 10 reaches the same quality here (measured, see below)
+    "Hyper-parameters of ReConPatch training (paper values unless marked; the defaults' table is below)."
+    steps:int|None=200    # optimiser steps in all (choice, measured); None: `epochs` passes over all patches
+    epochs:int=10             # used only when steps is None (paper: 120)
     batch_size:int=1024       # patches per step, B (choice)
-    lr:float=1e-5             # AdamP learning rate (paper)
+    lr:float=1e-3       # AdamP learning rate (paper: 1e-5 over 120 epochs; measured below)
     weight_decay:float=1e-2   # AdamP weight decay (paper)
-    gamma:float=0.999         # EMA momentum of the similarity network (choice)
+    gamma:float=0.999 # EMA momentum of the similarity network (choice, measured)
     alpha:float=0.5           # weight of the pairwise similarity in the pseudo-label (paper)
-    sigma:float=1.            # pairwise kernel width (choice)
+    sigma:float|str=1.  # pairwise kernel width, or 'median' of the batch's squared distances (choice)
     k:int=5                   # contextual neighbourhood size (paper)
     margin:float=1.           # loss margin (paper)
     seed:int=0                # initialisation and patch sampling
-    steps_per_epoch:int|None=None  # None: ceil(N / batch_size)
+    steps_per_epoch:int|None=None  # with steps=None: None means ceil(N / batch_size)
     hidden_dim:int=512        # size of f(p) (paper)
     proj_dim:int=128          # size of z = g(f(p)) (choice)
+    init:str='random'     # f at step 0: 'random' (PyTorch's default), 'orthogonal' or 'pca' (choice, measured)
 
     def validate(self):
         "Raise `ValueError` naming the first bad field."
-        checks = [('epochs', self.epochs >= 1), ('batch_size', self.batch_size >= 2), ('lr', self.lr > 0),
+        sig_ok = self.sigma == 'median' if isinstance(self.sigma, str) else self.sigma > 0
+        checks = [('steps', self.steps is None or (isinstance(self.steps, int) and self.steps >= 1)),
+                  ('epochs', self.epochs >= 1), ('batch_size', self.batch_size >= 2), ('lr', self.lr > 0),
                   ('weight_decay', self.weight_decay >= 0), ('gamma', 0 <= self.gamma <= 1),
-                  ('alpha', 0 <= self.alpha <= 1), ('sigma', self.sigma > 0), ('k', 2 <= self.k <= self.batch_size),
+                  ('alpha', 0 <= self.alpha <= 1), ('sigma', sig_ok), ('k', 2 <= self.k <= self.batch_size),
                   ('margin', self.margin > 0), ('hidden_dim', self.hidden_dim >= 1), ('proj_dim', self.proj_dim >= 1),
-                  ('steps_per_epoch', self.steps_per_epoch is None or self.steps_per_epoch >= 1)]
+                  ('steps_per_epoch', self.steps_per_epoch is None or self.steps_per_epoch >= 1),
+                  ('init', self.init in INITS)]
         for name, ok in checks:
             if not ok: raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r} is out of range")
         return self
@@ -106,21 +141,31 @@ def reconpatch_step(net:ReConPatchNet, # online network, trained
     return dict(loss=loss.detach(), w_pairwise=_offdiag_mean(wp), w_contextual=_offdiag_mean(wc))
 
 # %% ../nbs/06_training.ipynb #35a17ad4
-def _check_features(features):
+def _check_features(features, chunk:int=65536):
     if isinstance(features, np.ndarray): features = torch.from_numpy(features)
     if not isinstance(features, Tensor) or features.ndim != 2 or not features.is_floating_point():
         raise DataError("features must be a 2-D float tensor (N patches, D), got "
                         f"{tuple(features.shape) if hasattr(features, 'shape') else type(features).__name__}"
                         f"{'' if not isinstance(features, Tensor) else ' ' + str(features.dtype)}")
-    if not torch.isfinite(features).all():
-        raise DataError(f"features contain {int((~torch.isfinite(features)).sum())} NaN/inf values: check the images and the backbone")
+    bad = sum(int((~torch.isfinite(features[i:i + chunk])).sum()) for i in range(0, len(features), chunk))  # bounded temporaries
+    if bad: raise DataError(f"features contain {bad} NaN/inf values: check the images and the backbone")
     return features
+
+def _schedule(cfg:TrainConfig, N:int, B:int)->tuple[int, int]:
+    "(total optimiser steps, steps per epoch): a fixed budget `cfg.steps`, or `cfg.epochs` passes over the N patches."
+    per_epoch = cfg.steps_per_epoch or math.ceil(N / B)
+    return (cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch), per_epoch
+
+def _relative_change(a:nn.Module, b:list[Tensor])->float:
+    "||theta_a - theta_b|| / ||theta_b|| over all parameters."
+    num = sum(float((t.detach() - o).pow(2).sum()) for t, o in zip(a.parameters(), b))
+    return math.sqrt(num / max(sum(float(o.pow(2).sum()) for o in b), 1e-30))
 
 def train_reconpatch(features:Tensor, # (N, D) cached patch features (float16/32, CPU or device)
                      cfg:TrainConfig|None=None, # hyper-parameters (default `TrainConfig()`)
                      device:str|torch.device|None=None, # None: the GPU when present
                      progress:bool=True, # tqdm bar with the running loss
-                     **overrides, # fields of `cfg` to replace, e.g. `epochs=3`
+                     **overrides, # fields of `cfg` to replace, e.g. `steps=100`
                     )->tuple[ReConPatchNet, list[dict]]: # trained online network (eval mode, on `device`), history
     "Train ReConPatch's `f`, `g` on cached patch features."
     cfg = dataclasses.replace(cfg or TrainConfig(), **overrides).validate()
@@ -130,36 +175,38 @@ def train_reconpatch(features:Tensor, # (N, D) cached patch features (float16/32
         raise DataError(f"features has N={N} patches, fewer than the neighbourhood size k={cfg.k}")
     dev = get_device(device)
     B = min(cfg.batch_size, N)
-    steps = cfg.steps_per_epoch or math.ceil(N / B)
+    total, per_epoch = _schedule(cfg, N, B)
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the global generator
         torch.manual_seed(cfg.seed)
         net = ReConPatchNet(D, cfg.hidden_dim, cfg.proj_dim)
-    net = net.to(dev).train()
+    net = init_representation(net, features, cfg.init, cfg.seed).to(dev).train()
     target = make_target(net)
+    target0 = [t.detach().clone() for t in target.parameters()]
     opt = AdamP(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     gen = torch.Generator().manual_seed(cfg.seed)
     arange_b = torch.arange(B)
-    history = []
-    bar = tqdm(total=cfg.epochs * steps, disable=not progress, desc='ReConPatch training')
-    for epoch in range(cfg.epochs):
-        t0 = time.perf_counter()
-        perm = torch.randperm(N, generator=gen)
-        sums = {}
-        for s in range(steps):
-            idx = perm[(s * B + arange_b) % N].to(features.device)
-            p = features[idx].to(dev, non_blocking=True).float()
-            out = reconpatch_step(net, target, opt, p, cfg)
-            sched.step()
-            for key, v in out.items(): sums[key] = sums.get(key, 0.) + v
-            bar.update(1)
-            if progress and (s % 20 == 0 or s == steps - 1):
-                bar.set_postfix(epoch=epoch + 1, loss=f"{out['loss'].item():.4f}")
-        rec = {'epoch': epoch + 1, **{key: float(v) / steps for key, v in sums.items()},
-               'lr': opt.param_groups[0]['lr'], 'seconds': time.perf_counter() - t0}
-        if not math.isfinite(rec['loss']):
-            bar.close()
-            raise ReConPatchError(f"training diverged at epoch {epoch + 1} (loss={rec['loss']}); lower cfg.lr")
-        history.append(rec)
+    # a record per epoch; with a step budget at least 10 records (a large category has fewer epochs than that)
+    every = per_epoch if cfg.steps is None else max(1, min(per_epoch, math.ceil(total / 10)))
+    history, sums, n_in, t0, perm = [], {}, 0, time.perf_counter(), None
+    bar = tqdm(total=total, disable=not progress, desc='ReConPatch training')
+    for step in range(total):
+        s = step % per_epoch
+        if s == 0: perm = torch.randperm(N, generator=gen)
+        idx = perm[(s * B + arange_b) % N].to(features.device)
+        p = features[idx].to(dev, non_blocking=True).float()
+        out = reconpatch_step(net, target, opt, p, cfg)
+        sched.step()
+        for key, v in out.items(): sums[key] = sums.get(key, 0.) + v
+        n_in += 1; bar.update(1)
+        if progress and (step % 20 == 0 or step == total - 1): bar.set_postfix(loss=f"{out['loss'].item():.4f}")
+        if n_in == every or step == total - 1:
+            rec = {'step': step + 1, 'epoch': round((step + 1) / per_epoch, 3),
+                   **{key: float(v) / n_in for key, v in sums.items()}, 'lr': opt.param_groups[0]['lr'],
+                   'target_change': _relative_change(target, target0), 'seconds': time.perf_counter() - t0}
+            if not math.isfinite(rec['loss']):
+                bar.close()
+                raise ReConPatchError(f"training diverged at step {step + 1} (loss={rec['loss']}); lower lr (now {cfg.lr:g})")
+            history.append(rec); sums, n_in, t0 = {}, 0, time.perf_counter()
     bar.close()
     return net.eval(), history
