@@ -47,6 +47,11 @@ def seed_everything(seed:int, # seed for python, numpy and torch
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
 # %% ../nbs/00_core.ipynb #fcce0239
+def _umask()->int:
+    "The process's umask (read by setting it and restoring it at once)."
+    m = os.umask(0o022); os.umask(m)
+    return m
+
 def atomic_write_bytes(path:str|Path, # destination file
                        data:bytes,    # full content
                       )->Path:
@@ -56,6 +61,7 @@ def atomic_write_bytes(path:str|Path, # destination file
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data); f.flush(); os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.remove(tmp)
