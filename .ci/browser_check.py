@@ -1,0 +1,127 @@
+#!/usr/bin/env python
+"""Open the quickstart and 11_widgets in JupyterLab in headless Chromium, Run all (IN_TEST=1), and check what a
+person would see: no error output, an image in every figure cell, the explorer as controls, and the threshold
+slider changing the confusion counts and the mask. Prints PASS/FAIL lines and `N passed, N failed`.
+
+Needs jupyterlab + selenium (pip) and Debian's chromium + chromium-driver (apt); .ci/run installs them.
+Usage: python .ci/browser_check.py [NOTEBOOK ...] [--break] [--screens DIR]
+  --break appends a cell whose figure renders as text: the check must then FAIL (a test of the check)."""
+import argparse, json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.request
+from pathlib import Path
+
+repo = Path(__file__).resolve().parent.parent
+FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+         '--disable-sync', '--no-first-run', '--window-size=1280,2000']
+
+def free_port()->int:
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def start_lab(root:Path, port:int):
+    env = {**os.environ, 'IN_TEST': '1'}  # the kernel inherits it: the small configuration
+    cmd = [sys.executable, '-m', 'jupyterlab', '--no-browser', '--ip=127.0.0.1', f'--port={port}', f'--ServerApp.root_dir={root}',
+           "--IdentityProvider.token=", "--ServerApp.password=", '--ServerApp.disable_check_xsrf=True']
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(root/'lab.log', 'w'))
+    for _ in range(120):
+        try: urllib.request.urlopen(f'http://127.0.0.1:{port}/api/status', timeout=2); return p
+        except Exception: time.sleep(1)
+    p.kill(); sys.exit(f'JupyterLab did not start; see {root}/lab.log')
+
+JS_CELLS = """return [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')].map(c => ({
+  src: c.querySelector('.jp-InputArea-editor').innerText,
+  prompt: (c.querySelector('.jp-InputPrompt') || {innerText: ''}).innerText,
+  out: c.querySelector('.jp-OutputArea').innerText,
+  err: c.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"]').length,
+  errs: [...c.querySelectorAll('.jp-OutputArea-output')].map(o => o.innerText).filter(t => t.includes('Traceback')).length,
+  imgs: c.querySelectorAll('.jp-OutputArea img').length,
+  sliders: c.querySelectorAll('.widget-slider').length, dropdowns: c.querySelectorAll('.widget-dropdown').length}));"""
+
+def run_all(d, url:str, timeout:int)->list:
+    from selenium.webdriver.common.by import By
+    d.get(url)
+    t0 = time.time()
+    while time.time() - t0 < 120:   # notebook open, kernel idle
+        if d.find_elements(By.CSS_SELECTOR, '.jp-Notebook .jp-CodeCell') and d.find_elements(By.XPATH, "//*[contains(text(),'Idle')]"): break
+        time.sleep(1)
+    d.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click()
+    d.find_element(By.XPATH, "//div[contains(@class,'lm-Menu-itemLabel') and text()='Run All Cells']").click()
+    time.sleep(3)
+    while time.time() - t0 < timeout:
+        cells = d.execute_script(JS_CELLS)
+        if all(c['prompt'].strip() not in ('', '[ ]:') and '*' not in c['prompt'] for c in cells if c['src'].strip()): return cells
+        if any(c['errs'] for c in cells): return cells   # Run all stops at an error
+        time.sleep(2)
+    return d.execute_script(JS_CELLS)
+
+def check_cells(name:str, cells:list)->list[str]:
+    bad = []
+    for i, c in enumerate(cells):
+        if c['errs']: bad.append(f'{name}: cell {i} shows a traceback')
+        figure_cell = 'visual.' in c['src'] and not c['src'].strip().startswith(('from', 'import'))
+        if figure_cell and not c['imgs']: bad.append(f"{name}: figure cell {i} shows no image (text: {c['out'][:80]!r})")
+    return bad
+
+def check_explorer(d, name:str)->list[str]:
+    "Type the lowest threshold into the slider's readout: the counts and the mask image must change."
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    boxes = [b for b in d.find_elements(By.CSS_SELECTOR, '.jp-OutputArea .widget-vbox') if b.find_elements(By.CSS_SELECTOR, '.widget-slider')]
+    if not boxes: return [f'{name}: no explorer controls (slider) rendered']
+    box = boxes[-1]
+    if not box.find_elements(By.CSS_SELECTOR, '.widget-dropdown select'): return [f'{name}: explorer has no dropdowns']
+    d.execute_script('arguments[0].scrollIntoView()', box)
+    def state():
+        html = ' '.join(h.get_attribute('innerHTML') for h in box.find_elements(By.CSS_SELECTOR, '.widget-html-content'))
+        imgs = [i.get_attribute('src') for i in box.find_elements(By.CSS_SELECTOR, 'img')]
+        return html, imgs
+    before = state()
+    if not before[1]: return [f'{name}: explorer shows no image']
+    readout = box.find_element(By.CSS_SELECTOR, '.widget-readout')
+    readout.click(); readout.send_keys(Keys.CONTROL, 'a'); readout.send_keys('-1000000' + Keys.ENTER)
+    for _ in range(60):
+        time.sleep(1); after = state()
+        if after[0] != before[0] and after[1] != before[1]: return []
+    bad = []
+    if after[0] == before[0]: bad.append(f'{name}: moving the threshold did not change the confusion counts')
+    if after[1] == before[1]: bad.append(f'{name}: moving the threshold did not change the mask image')
+    return bad
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('paths', nargs='*', default=['20_quickstart.ipynb', '11_widgets.ipynb'])
+    p.add_argument('--break', dest='brk', action='store_true', help='append a figure cell that renders as text (must FAIL)')
+    p.add_argument('--screens', help='folder for screenshots')
+    p.add_argument('--timeout', type=int, default=900, help='seconds per notebook')
+    a = p.parse_args()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    root = Path(tempfile.mkdtemp(prefix='browser_check_'))
+    for n in a.paths:
+        nb = json.loads((repo/'nbs'/n).read_text())
+        for c in nb['cells']:
+            if c['cell_type'] == 'code': c['outputs'], c['execution_count'] = [], None
+        nb['metadata'].pop('widgets', None)
+        if a.brk: nb['cells'].append(dict(cell_type='code', metadata={}, outputs=[], execution_count=None,
+                                        source='from reconpatch_nb import visual\nvisual.Figure(figsize=(2, 2))  # renders as text'))
+        (root/n).write_text(json.dumps(nb))
+    port = free_port(); lab = start_lab(root, port)
+    opts = webdriver.ChromeOptions(); opts.binary_location = shutil.which('chromium') or '/usr/bin/chromium'
+    for f in FLAGS + [f'--user-data-dir={root/"chrome-profile"}']: opts.add_argument(f)
+    d = webdriver.Chrome(options=opts, service=Service(shutil.which('chromedriver') or '/usr/bin/chromedriver'))
+    n_ok = n_fail = 0
+    try:
+        for n in a.paths:
+            t0 = time.time()
+            cells = run_all(d, f'http://127.0.0.1:{port}/lab/tree/{n}', a.timeout)
+            bad = check_cells(n, cells) + check_explorer(d, n)
+            if a.screens:
+                Path(a.screens).mkdir(parents=True, exist_ok=True); d.save_screenshot(str(Path(a.screens)/f'{Path(n).stem}.png'))
+            for b in bad: print('FAIL', b)
+            if bad: n_fail += 1
+            else: n_ok += 1; print(f'PASS {n}: {len(cells)} cells, {sum(c["imgs"] > 0 for c in cells)} with images ({time.time() - t0:.0f} s)')
+            d.execute_script("window.onbeforeunload = null")
+    finally:
+        d.quit(); lab.terminate(); lab.wait(30)
+    print(f'{n_ok} passed, {n_fail} failed')
+    sys.exit(1 if n_fail else 0)
+
+if __name__ == '__main__': main()
