@@ -12,10 +12,10 @@ from tqdm.auto import tqdm
 import reconpatch_nb
 from .core import (DataError, ModelFileError, ReConPatchError, atomic_torch_save, get_device, measure,
                                 seed_everything)
-from .backbone import Backbone, Features, PatchFeatureExtractor
+from .backbone import Backbone, Features, PatchFeatureExtractor, backbone_normalization
 from .training import ReConPatchNet, TrainConfig, train_reconpatch
 from .memory_bank import NearestNeighbours, anomaly_map, greedy_coreset, image_scores, patch_scores
-from .data import AnomalyDataset, Sample
+from .data import IMAGENET_MEAN, IMAGENET_STD, AnomalyDataset, Sample, check_normalization
 from .evaluation import percentile_threshold
 
 # %% auto #0
@@ -29,13 +29,20 @@ METHODS = ('reconpatch', 'patchcore', 'untrained')
 FORMAT = 'reconpatch_nb-model'
 FORMAT_VERSION = 1
 
-DEFAULTS = dict(
-    backbone='wide_resnet50_2', layers=('layer2', 'layer3'), pretrained=True, weights=None,
-    resize=256, crop=224, feature_dim=1024, hidden_dim=512, proj_dim=128,
-    epochs=10, steps_per_epoch=None, batch_size=1024, lr=1e-5, weight_decay=1e-2, gamma=0.999, alpha=0.5, sigma=1., k=5, margin=1.,
-    coreset_ratio=0.01, coreset_proj_dim=128, reweight=False, reweight_b=9, blur_sigma=4.,
-    val_fraction=None, calibration_max_images=200, threshold_percentile=99., seed=0, extract_batch_size=8, half_features=None,
-)
+def _train_defaults()->dict:
+    "The fields of `TrainConfig` with their defaults, except `seed` (the model's own seed serves training too)."
+    return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(TrainConfig) if f.name != 'seed'}
+
+DEFAULTS = {
+    **dict(backbone='wide_resnet50_2', layers=('layer2', 'layer3'), pretrained=True, weights=None,
+           mean=None, std=None, # input normalisation; None: the backbone's own (`backbone_normalization`)
+           resize=256, crop=224, feature_dim=1024),
+    **_train_defaults(),   # training: whatever TrainConfig defines (06_training), with its defaults
+    **dict(coreset_ratio=0.01, coreset_proj_dim=128, reweight=False, reweight_b=9, blur_sigma=4.,
+           val_fraction=None, calibration_max_images=200, threshold_percentile=99., seed=0, extract_batch_size=8,
+           half_features=None),
+}
 
 # %% ../nbs/08_model.ipynb #d5f2a075
 class Detector:
@@ -62,6 +69,9 @@ class ReConPatch(Detector):
         if not (isinstance(q, (int, float, np.number)) and 0 <= q <= 100):
             raise ValueError(f"threshold_percentile={q!r}: expected a number in [0, 100]")
         self.config['layers'] = tuple(self.config['layers'])
+        own_mean, own_std = backbone_normalization(str(self.config['backbone']))
+        self.config['mean'], self.config['std'] = check_normalization(
+            own_mean if self.config['mean'] is None else self.config['mean'], own_std if self.config['std'] is None else self.config['std'])
         self.device = get_device(device)
         self.net = self.bank = self._nn = self._extractor = self.bank_images = None
         self.threshold = self.threshold_rule = None
@@ -106,6 +116,16 @@ def _check_items(dataset):
     if not isinstance(item, dict) or 'image' not in item:
         raise DataError(f"dataset items must be dicts with an 'image' tensor (as AnomalyDataset gives), got {type(item).__name__}")
     return item
+
+def _check_normalization(self:Detector, dataset):
+    "A one-line `DataError` when `dataset` (an `AnomalyDataset`, or a `Subset` of one) normalises otherwise than the model."
+    while isinstance(dataset, torch.utils.data.Subset): dataset = dataset.dataset
+    m, s = getattr(dataset, 'mean', None), getattr(dataset, 'std', None)
+    if m is None or s is None: return
+    want = (tuple(self.config['mean']), tuple(self.config['std']))
+    if not np.allclose(np.array(check_normalization(m, s)), np.array(want), atol=1e-6):
+        raise DataError(f"the dataset is normalised with mean={tuple(m)} std={tuple(s)} but the model with mean={want[0]} "
+                        f"std={want[1]}: open it with AnomalyDataset(..., mean=model.config['mean'], std=model.config['std'])")
 
 def extract_features(self:ReConPatch, dataset)->Features:
     "Patch features of every image of `dataset` (N_images * P, feature_dim) on the CPU, with the patch grid and the seconds."
@@ -152,6 +172,7 @@ def fit(self:ReConPatch, dataset, # normal training images: an `AnomalyDataset` 
     c, t0, self.timings = self.config, time.perf_counter(), {}
     if len(dataset) == 0: raise DataError("the training set is empty: fit needs at least one normal image")
     size = tuple(_check_items(dataset)['image'].shape[-2:])
+    _check_normalization(self, dataset)
     seed_everything(c['seed'])
     own = features is None   # features extracted here may be overwritten by f(p)
     with measure(self.timings, 'features'):
@@ -221,7 +242,7 @@ ReConPatch.predict = predict
 def predict_dataset(self:Detector, dataset, # items are dicts with an 'image'
                     batch_size:int=8, progress:bool|None=None):
     "Yield `(batch, scores, maps)` over a dataset, one batch at a time (maps are never all in memory)."
-    _check_items(dataset)
+    _check_items(dataset); _check_normalization(self, dataset)
     dl = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     show = self.progress if progress is None else progress
     for batch in tqdm(dl, desc='predict', disable=not show, leave=False):
@@ -231,9 +252,9 @@ Detector.predict_dataset = predict_dataset
 
 def predict_files(self:Detector, paths:list, # image files of any size, colour, grayscale or 16 bit
                  )->tuple[np.ndarray, np.ndarray, torch.Tensor]: # scores (B,), maps (B,crop,crop), images (B,3,crop,crop)
-    "Score image files with the model's own resize and crop."
+    "Score image files with the model's own resize, crop and normalisation."
     c = self.config
-    ds = AnomalyDataset([Sample(p, 0, 'unknown') for p in paths], resize=c['resize'], crop=c['crop'])
+    ds = AnomalyDataset([Sample(p, 0, 'unknown') for p in paths], resize=c['resize'], crop=c['crop'], mean=c['mean'], std=c['std'])
     imgs = torch.stack([ds[i]['image'] for i in range(len(ds))])
     s, m = self.predict(imgs)
     return s, m, imgs
@@ -422,7 +443,10 @@ def _read_model_file(path)->dict:
 @classmethod
 def from_state(cls, st:dict, device:str|None=None, progress:bool=True)->ReConPatch:
     "A model from `state_dict()`'s output."
-    config = {k: v for k, v in st['config'].items() if k != 'val_fraction'}   # deprecated; files before 0.2 hold 0.1
+    # files written earlier: no mean/std (they were fitted on ImageNet-normalised images), a deprecated val_fraction,
+    # perhaps training settings TrainConfig no longer has (f is trained already: they no longer matter)
+    config = {'mean': IMAGENET_MEAN, 'std': IMAGENET_STD,
+              **{k: v for k, v in st['config'].items() if k in DEFAULTS and k != 'val_fraction'}}
     self = cls(st['method'], device=device, progress=progress, **config)
     if st['net'] is not None:
         c = self.config
@@ -449,6 +473,9 @@ class Ensemble(Detector):
     def __init__(self, models:list): # `ReConPatch` models (fitted, or fitted by `Ensemble.fit`)
         if not models: raise ValueError("models: expected at least one model")
         self.models = list(models)
+        norms = {(tuple(m.config['mean']), tuple(m.config['std'])) for m in self.models}
+        if len(norms) > 1: raise DataError(f"models: the members normalise their inputs differently {sorted(norms)}; an "
+                                           "ensemble feeds them the same images, so give them the same mean and std")
         self.threshold = self.threshold_rule = self._stats = None
         self.progress = self.models[0].progress
 
