@@ -19,7 +19,7 @@ def free_port()->int:
 def start_lab(root:Path, port:int):
     env = {**os.environ, 'IN_TEST': '1'}  # the kernel inherits it: the small configuration
     cmd = [sys.executable, '-m', 'jupyterlab', '--no-browser', '--ip=127.0.0.1', f'--port={port}', f'--ServerApp.root_dir={root}',
-           "--IdentityProvider.token=", "--ServerApp.password=", '--ServerApp.disable_check_xsrf=True']
+           "--IdentityProvider.token=", "--ServerApp.password=", '--ServerApp.disable_check_xsrf=True', '--allow-root']
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(root/'lab.log', 'w'))
     for _ in range(120):
         try: urllib.request.urlopen(f'http://127.0.0.1:{port}/api/status', timeout=2); return p
