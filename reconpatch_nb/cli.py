@@ -4,160 +4,146 @@
 
 # %% ../nbs/12_cli.ipynb #bd6ef8bf
 from __future__ import annotations
-import argparse, json, sys, time
+import argparse, sys, time
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['METHODS', 'cmd_make_data', 'cmd_fit', 'cmd_test', 'cmd_predict', 'cmd_benchmark', 'cmd_demo', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #b8ae7b09
-_MOVED = ('detect_format', 'open_dataset', 'resolve_pretrained', 'fit_with_fallback', 'save_figures', 'run_benchmark')
 METHODS = ('reconpatch', 'patchcore', 'untrained')   # = model.METHODS (tested), here so that --help imports no model
 
 def __getattr__(name:str):
     "Names that moved to `reconpatch_nb.runs`, still importable from here."
-    if name in _MOVED:
-        from reconpatch_nb import runs
-        return getattr(runs, name)
+    if name in ('detect_format', 'open_dataset', 'resolve_pretrained', 'fit_with_fallback', 'save_figures', 'run_benchmark'):
+        from reconpatch_nb import runs; return getattr(runs, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+# %% ../nbs/12_cli.ipynb #950c5480
+def _num(kind, lo=None, hi=None, open_lo=False):
+    "An argparse type: a `kind` (int or float) number in [lo, hi] ((lo, hi] with `open_lo`); else a message with the range."
+    rng = f" in {'(' if open_lo else '['}{lo}, {hi}]" if hi is not None else f" {'>' if open_lo else '>='} {lo}" if lo is not None else ''
+    def conv(s):
+        try: v = kind(s)
+        except ValueError: v = None
+        if v is None or not abs(v) < float('inf') or (lo is not None and (v <= lo if open_lo else v < lo)) or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}{rng}, got {s!r}")
+        return v
+    return conv
+
+def _layer(s:str):
+    "A backbone level: a name (`layer2`) or a timm feature index (`2`)."
+    if s.isdigit() or s.replace('.', '_').isidentifier(): return int(s) if s.isdigit() else s
+    raise argparse.ArgumentTypeError(f"expected a layer name (e.g. layer2) or a timm feature index (e.g. 2), got {s!r}")
+
+class _Parser(argparse.ArgumentParser):
+    "Errors as one line, `reconpatch fit: error: argument --epochs: ...` (exit 2), without the usage block."
+    def error(self, message): print(f"{self.prog}: error: {message}", file=sys.stderr); sys.exit(2)
 
 def _model_kwargs(a)->dict:
     "Model parameters from the parsed arguments (only those given)."
-    kw = {k: getattr(a, k) for k in ('backbone', 'weights', 'epochs', 'coreset_ratio', 'seed') if getattr(a, k, None) is not None}
+    kw = {k: getattr(a, k) for k in ('backbone', 'weights', 'layers', 'mean', 'std', 'steps', 'epochs', 'lr', 'coreset_ratio', 'seed')
+          if getattr(a, k, None) is not None}
     if getattr(a, 'image_size', None): kw['crop'], kw['resize'] = a.image_size, int(round(a.image_size * 256 / 224))
     return kw
 
-# %% ../nbs/12_cli.ipynb #d54e0542
 def cmd_make_data(a):
-    from reconpatch_nb.synthetic import make_synthetic_dataset
-    from reconpatch_nb.data import list_categories
+    from reconpatch_nb.synthetic import make_synthetic_dataset; from reconpatch_nb.data import list_categories
     root = make_synthetic_dataset(a.out, categories=a.categories, seed=a.seed, size=a.size, overwrite=a.overwrite,
                                   **({'n_train': a.n_train} if a.n_train else {}))
     print(f"synthetic dataset in {root}: categories {', '.join(list_categories(root))}")
 
 def cmd_fit(a):
-    from reconpatch_nb.runs import DEFAULTS, fit_with_fallback, open_dataset
-    kw = _model_kwargs(a); c = {**DEFAULTS, **kw}
-    train = open_dataset(a.data, a.category, 'train', a.format, resize=c['resize'], crop=c['crop'])
-    model = fit_with_fallback(a.method, train, a.pretrained if a.pretrained is not None else True, device=a.device, **kw)
-    model.save(a.out)
-    print(f"fitted {a.method} on {a.category} ({len(train)} images) in {model.timings['fit_seconds']:.1f} s; "
-          f"bank {tuple(model.bank.shape)}; threshold {model.threshold:.4g} ({model.threshold_rule}); saved {a.out}")
-
-def _load_any(path, device=None):
-    from reconpatch_nb.model import Ensemble, ReConPatch
-    from reconpatch_nb.core import ReConPatchError
-    try: return ReConPatch.load(path, device=device)
-    except ReConPatchError as e:
-        if 'ensemble' in str(e): return Ensemble.load(path, device=device)
-        raise
+    from reconpatch_nb.runs import fit_to_file
+    if Path(a.out).exists(): print(f"warning: --out {a.out} exists and will be replaced by the new model", file=sys.stderr)
+    print(fit_to_file(a.method, a.out, a.data, a.category, a.format, a.normal, a.defective, a.masks, a.pretrained is not False,
+                      a.device, **_model_kwargs(a))[1])
 
 def cmd_test(a):
-    from reconpatch_nb.runs import evaluate, open_dataset, save_figures
-    model = _load_any(a.model, a.device); c = model.config
-    test = open_dataset(a.data, a.category, 'test', a.format, resize=c['resize'], crop=c['crop'])
-    ev = evaluate(model, test)
-    print(ev.summary())
-    if a.json: ev.to_json(a.json); print(f"metrics written to {a.json}")
-    if a.figures: save_figures(model, test, ev, a.figures); print(f"figures written to {a.figures}")
+    from reconpatch_nb.runs import test_model; print(test_model(a.model, a.data, a.category, a.format, a.json, a.figures, a.device))
 
 def cmd_predict(a):
-    from reconpatch_nb import visual
-    model = _load_any(a.model, a.device)
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for p in a.images:
-        s, m, img = model.predict_files([p])
-        score = float(s[0]); anomalous = None if model.threshold is None else bool(score >= model.threshold)
-        png = visual.save_figure(visual.show_prediction(img[0], m[0], score, threshold=model.threshold, title=Path(p).name),
-                                 out/f'{Path(p).stem}_heatmap.png')
-        rows.append(dict(path=str(p), score=score, anomalous=anomalous, threshold=model.threshold, heatmap=str(png)))
-        print(f"{p}\tscore {score:.4g}\t{'ANOMALOUS' if anomalous else 'normal' if anomalous is not None else ''}")
-    (out/'scores.json').write_text(json.dumps(rows, indent=1))
+    from reconpatch_nb.runs import load_detector, predict_images; rows, skipped = predict_images(load_detector(a.model, a.device), a.images, a.out)
+    if skipped: print(f"reconpatch predict: skipped {len(skipped)} of {len(a.images)} files; " + (f"{Path(a.out)/'scores.json'} "
+                      f"lists the {len(rows)} scored" if rows else "nothing was written"), file=sys.stderr); return 1 if rows else 2
 
 def cmd_benchmark(a):
-    from reconpatch_nb.data import BTAD_CATEGORIES, MVTEC_CATEGORIES, list_categories
-    from reconpatch_nb.runs import detect_format, results_markdown, run_benchmark
-    fmt = detect_format(a.data) if a.format == 'auto' else a.format
-    cats = a.categories or list_categories(a.data, kind=fmt)
-    # the paper's numbers are printed beside a full MVTec AD or BTAD run
-    name = a.dataset or next((k for k, full in (('mvtec', MVTEC_CATEGORIES), ('btad', BTAD_CATEGORIES))
-                              if fmt == ('btad' if k == 'btad' else 'mvtec') and set(cats) == set(full)), None)
-    rows = run_benchmark(a.data, cats, a.methods, a.out, pretrained=a.pretrained if a.pretrained is not None else True,
-                         fmt=fmt, device=a.device, dataset_name=name, **_model_kwargs(a))
-    print(results_markdown(rows, dataset=name))
+    from reconpatch_nb.runs import run_benchmark
+    run_benchmark(a.data, a.categories, a.methods, a.out, pretrained=a.pretrained is not False, fmt=a.format, device=a.device,
+                  dataset_name=a.dataset or 'auto', seeds=a.seeds, **_model_kwargs(a))
+    print((Path(a.out)/'results.md').read_text())
 
 def cmd_demo(a):
-    from reconpatch_nb.runs import results_markdown, run_demo
-    t0, out = time.time(), Path(a.out)
-    rows = run_demo(out, a.data, a.categories, a.methods, pretrained=a.pretrained, device=a.device, **_model_kwargs(a))
-    print(results_markdown(rows))
-    print(f"demo done in {time.time() - t0:.0f} s: table {out/'results.md'}, figures {out/'figures'}, models {out/'models'}")
+    from reconpatch_nb.runs import run_demo; t0, out = time.time(), Path(a.out)
+    run_demo(out, a.data, a.categories, a.methods, pretrained=a.pretrained, device=a.device, seeds=a.seeds, **_model_kwargs(a))
+    print((out/'results.md').read_text() + f"\ndemo done in {time.time() - t0:.0f} s: table {out/'results.md'}, figures {out/'figures'}, models {out/'models'}")
 
 # %% ../nbs/12_cli.ipynb #856ca04a
 class _Help(argparse.HelpFormatter):
     "Fills `{key}` in help texts from the model's `DEFAULTS` (imported only when help is shown)."
-    def _get_help_string(self, action):
-        h = action.help or ''
-        if '{' not in h: return h
-        from reconpatch_nb.model import DEFAULTS
-        return h.format(**DEFAULTS)
+    def _get_help_string(self, action): from reconpatch_nb.model import DEFAULTS; return action.help.format(**DEFAULTS) if '{' in (action.help or '') else action.help
 
-def _model_args(s):
-    s.add_argument('--backbone', help="torchvision name or timm/<name> (default {backbone})")
-    s.add_argument('--pretrained', action=argparse.BooleanOptionalAction, default=None,
-                   help='ImageNet weights (--no-pretrained: random init)')
-    s.add_argument('--weights', help='local state dict file for the backbone')
-    s.add_argument('--epochs', type=int, help="training epochs (default {epochs})")
-    s.add_argument('--coreset-ratio', type=float, help="memory bank ratio (default {coreset_ratio})")
-    s.add_argument('--image-size', type=int, help="crop size in px (default {crop}; resize = size*256/224)")
-    s.add_argument('--seed', type=int, default=0, help='seed of the fit (default 0)')
-    s.add_argument('--device', help='cpu or cuda (default: cuda when available)')
+def _model_args(s, seeds=False):
+    arg = s.add_argument
+    arg('--backbone', help="torchvision name or timm/<name> (default {backbone})"); arg('--weights', help='local state dict file for the backbone')
+    arg('--pretrained', action=argparse.BooleanOptionalAction, default=None, help='ImageNet weights (--no-pretrained: random init)')
+    arg('--layers', nargs='+', type=_layer, help='backbone levels: names (layer2 layer3) or timm indices (2 3) (default {layers})')
+    arg('--mean', nargs=3, type=_num(float), metavar=('R', 'G', 'B'), help="input mean of [0, 1] pixels (default: the backbone's own)")
+    arg('--std', nargs=3, type=_num(float, 0, open_lo=True), metavar=('R', 'G', 'B'), help="input std, each > 0 (default: the backbone's own)")
+    arg('--steps', type=_num(int, 1), help="optimiser steps of f, >= 1 (default {steps})")
+    arg('--epochs', type=_num(int, 1), help="training epochs, >= 1 (default {epochs})")
+    arg('--lr', type=_num(float, 0, open_lo=True), help="learning rate of f, > 0 (default {lr})")
+    arg('--coreset-ratio', type=_num(float, 0, 1, open_lo=True), help="memory bank share of the patches, in (0, 1] (default {coreset_ratio})")
+    arg('--image-size', type=_num(int, 32, 4096), help="crop size in px, 32-4096 (default {crop}; resize = size*256/224)")
+    arg('--seed', type=_num(int, 0), default=0, help='seed of the fit, >= 0 (default 0)')
+    if seeds: arg('--seeds', nargs='+', type=_num(int, 0), help='one full fit per seed; the table gives mean and sd over them')
+    arg('--device', help='cpu, cuda or cuda:N (default: cuda when available)')
 
-def _data_args(s, category=True):
-    s.add_argument('--data', required=True, help='dataset root (MVTec AD layout, BTAD or VisA)')
-    if category: s.add_argument('--category', required=True, help='category folder under --data')
+def _data_args(s, category=True, required=True):
+    s.add_argument('--data', required=required, help='dataset root (MVTec AD layout, BTAD or VisA)')
+    if category: s.add_argument('--category', required=required, help='category folder under --data')
     s.add_argument('--format', default='auto', choices=['auto', 'mvtec', 'btad', 'visa'], help='dataset layout (default: detected)')
 
-# %% ../nbs/12_cli.ipynb #8701a288
 def build_parser()->argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='reconpatch', description='ReConPatch / PatchCore industrial anomaly detection')
+    p = _Parser(prog='reconpatch', description='ReConPatch / PatchCore industrial anomaly detection')
     sub = p.add_subparsers(dest='command', required=True)
     add = lambda name, help: sub.add_parser(name, help=help, description=help, formatter_class=_Help)
-    s = add('make-data', 'write the synthetic MVTec-layout dataset')
-    s.add_argument('--out', required=True, help='folder to write'); s.add_argument('--categories', nargs='+', help='default: all')
-    s.add_argument('--n-train', type=int, help='training images per category'); s.add_argument('--size', type=int, default=256, help='px')
-    s.add_argument('--seed', type=int, default=0, help='seed of the generator')
-    s.add_argument('--overwrite', action='store_true', help='replace an existing dataset')
-    s.set_defaults(func=cmd_make_data)
-    s = add('demo', 'synthetic data -> fit ReConPatch and PatchCore -> metrics and heatmaps')
-    s.add_argument('--out', default='reconpatch_demo', help='results folder'); s.add_argument('--data', help='synthetic data folder (default OUT/data)')
-    s.add_argument('--categories', nargs='+', help='synthetic categories'); s.add_argument('--methods', nargs='+', default=['reconpatch', 'patchcore'], choices=METHODS)
-    _model_args(s); s.set_defaults(func=cmd_demo)
-    s = add('fit', 'fit one category and save the model')
-    _data_args(s); s.add_argument('--out', required=True, help='model file to write')
-    s.add_argument('--method', default='reconpatch', choices=METHODS, help='default reconpatch'); _model_args(s); s.set_defaults(func=cmd_fit)
-    s = add('test', 'evaluate a saved model on a category')
-    s.add_argument('--model', required=True, help='model file'); _data_args(s)
-    s.add_argument('--json', help='write the metrics as JSON'); s.add_argument('--figures', help='folder for PNG figures')
-    s.add_argument('--device', help='cpu or cuda'); s.set_defaults(func=cmd_test)
-    s = add('predict', 'score images and write heatmaps')
-    s.add_argument('--model', required=True, help='model file'); s.add_argument('images', nargs='+', help='image files')
-    s.add_argument('--out', required=True, help='folder for heatmaps and scores.json'); s.add_argument('--device', help='cpu or cuda')
+    methods = dict(nargs='+', default=['reconpatch', 'patchcore'], choices=METHODS, help='methods to fit (default reconpatch patchcore)')
+    s = add('make-data', 'write the synthetic MVTec-layout dataset'); arg = s.add_argument
+    arg('--out', required=True, help='folder to write'); arg('--categories', nargs='+', help='default: all')
+    arg('--n-train', type=_num(int, 1), help='training images per category, >= 1'); arg('--overwrite', action='store_true', help='replace an existing dataset')
+    arg('--size', type=_num(int, 32, 4096), default=256, help='image side in px, 32-4096 (default 256)')
+    arg('--seed', type=_num(int, 0), default=0, help='seed of the generator (default 0)'); s.set_defaults(func=cmd_make_data)
+    s = add('demo', 'synthetic data -> fit ReConPatch and PatchCore -> metrics and heatmaps'); arg = s.add_argument
+    arg('--out', default='reconpatch_demo', help='results folder'); arg('--data', help='synthetic data folder (default OUT/data)')
+    arg('--categories', nargs='+', help='synthetic categories'); arg('--methods', **methods); _model_args(s, seeds=True); s.set_defaults(func=cmd_demo)
+    s = add('fit', 'fit one category (--data --category) or your own folders (--normal [--defective --masks]); save the model')
+    _data_args(s, required=False); arg = s.add_argument; arg('--out', required=True, help='model file to write (replaced, with a warning)')
+    arg('--normal', help='your folder of good images'); arg('--defective', help='your defective images: 20 %% of the good ones are held out and tested with them')
+    arg('--masks', help='masks of the defective images'); arg('--method', default='reconpatch', choices=METHODS, help='default reconpatch')
+    _model_args(s); s.set_defaults(func=cmd_fit)
+    s = add('test', 'evaluate a saved model on a category'); arg = s.add_argument
+    arg('--model', required=True, help='model file'); _data_args(s); arg('--json', help='write the metrics as JSON')
+    arg('--figures', help='folder for PNG figures'); arg('--device', help='cpu, cuda or cuda:N'); s.set_defaults(func=cmd_test)
+    s = add('predict', 'score images and write heatmaps; an unreadable image is reported and skipped (exit status 1)'); arg = s.add_argument
+    arg('--model', required=True, help='model file'); arg('images', nargs='+', help='image files')
+    arg('--out', required=True, help='folder for <name>_heatmap.png and scores.json'); arg('--device', help='cpu, cuda or cuda:N')
     s.set_defaults(func=cmd_predict)
-    s = add('benchmark', 'fit and test every category and method; write the table')
-    _data_args(s, category=False); s.add_argument('--categories', nargs='+', help='default: all under --data')
-    s.add_argument('--methods', nargs='+', default=['reconpatch', 'patchcore'], choices=METHODS)
-    s.add_argument('--dataset', choices=['mvtec', 'btad', 'visa', 'other'], default=None,
-                   help="name of the dataset, to print the paper's numbers beside (default: mvtec/btad when --data holds all "
-                        "of its categories)")
-    s.add_argument('--out', required=True, help='results folder'); _model_args(s); s.set_defaults(func=cmd_benchmark)
+    s = add('benchmark', 'fit and test every category, method and seed; write the table'); arg = s.add_argument
+    _data_args(s, category=False); arg('--categories', nargs='+', help='default: all under --data'); arg('--methods', **methods)
+    arg('--dataset', choices=['mvtec', 'btad', 'visa', 'other'], default=None,
+        help="the dataset's name, to print the paper's numbers beside (default: mvtec/btad when --data holds all its categories)")
+    arg('--out', required=True, help='results folder'); _model_args(s, seeds=True); s.set_defaults(func=cmd_benchmark)
     return p
 
 def main(argv:list|None=None):
     "Entry point of the `reconpatch` command."
-    a = build_parser().parse_args(argv)
-    from reconpatch_nb.core import ReConPatchError
-    try: a.func(a)
-    except (ReConPatchError, FileNotFoundError) as e:
-        print(f"reconpatch {a.command}: error: {e}", file=sys.stderr); sys.exit(2)
+    p = build_parser(); a = p.parse_args(argv)
+    from reconpatch_nb.core import ReConPatchError; from reconpatch_nb.runs import check_command, cli_spelling
+    if (msg := check_command(**vars(a))): rc = 2   # flags that go together, paths, device: before any work
+    else:
+        try: rc, msg = a.func(a), None
+        except KeyboardInterrupt: rc, msg = 130, 'interrupted; no partial file was left'
+        except (ReConPatchError, OSError, ValueError) as e: rc, msg = 2, cli_spelling(str(e) or type(e).__name__)
+    if msg: print(f"reconpatch {a.command}: error: {msg}" if rc != 130 else f"reconpatch {a.command}: {msg}", file=sys.stderr)
+    if rc: sys.exit(rc)

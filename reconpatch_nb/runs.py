@@ -4,21 +4,24 @@
 
 # %% ../nbs/11a_runs.ipynb #2962dcce
 from __future__ import annotations
-import contextlib, csv, functools, io, json, sys, time
+import contextlib, csv, functools, hashlib, io, json, re, sys, time
 from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import DataError, ReConPatchError, WeightsUnavailableError, atomic_write_bytes, get_device
-from .data import AnomalyDataset
-from .backbone import Backbone
+from .core import DataError, ModelFileError, ReConPatchError, WeightsUnavailableError, atomic_write_bytes, get_device
+from .data import AnomalyDataset, folder_samples, holdout_split, list_categories
+import reconpatch_nb
+from .backbone import Backbone, backbone_normalization
 from .model import DEFAULTS, ReConPatch
 from .evaluation import Evaluation, evaluate, _jsonable
 
 # %% auto #0
-__all__ = ['ROW_METRICS', 'PAPER_RESULTS', 'DEMO_CATEGORIES', 'DEMO_RANDOM_BACKBONE', 'detect_format', 'open_dataset',
+__all__ = ['ROW_METRICS', 'THRESHOLD_METRICS', 'STAT_KEYS', 'PAPER_RESULTS', 'DEMO_CATEGORIES', 'DEMO_RANDOM_BACKBONE',
+           'detect_format', 'open_dataset', 'open_folders', 'check_inputs', 'check_command', 'cli_spelling',
            'resolve_pretrained', 'fit_with_fallback', 'benchmark', 'results_markdown', 'save_table', 'save_figures',
-           'run_benchmark', 'run_demo']
+           'predict_images', 'fit_to_file', 'load_detector', 'test_model', 'paper_dataset', 'weight_fingerprint',
+           'run_settings', 'training_stats', 'run_benchmark', 'run_demo']
 
 # %% ../nbs/11a_runs.ipynb #e913a90c
 def detect_format(root:str|Path)->str:
@@ -29,15 +32,68 @@ def detect_format(root:str|Path)->str:
     return 'mvtec'
 
 # %% ../nbs/11a_runs.ipynb #43d78707
+def _norm(mean=None, std=None)->dict:
+    "The readers' `mean`/`std` keywords when given (None: the readers' default)."
+    return {k: tuple(v) for k, v in (('mean', mean), ('std', std)) if v is not None}
+
 def open_dataset(root:str|Path, # dataset root
                  category:str, # category (MVTec/BTAD/VisA name)
                  split:str, # 'train' or 'test'
                  fmt:str='auto', # 'mvtec', 'btad', 'visa' or 'auto' (from the layout)
-                 resize:int=256, crop:int=224)->AnomalyDataset:
+                 resize:int=256, crop:int=224,
+                 mean=None, std=None, # input normalisation (None: the readers' default, ImageNet)
+                )->AnomalyDataset:
     "The dataset of one category and split, its layout detected from the folder when `fmt='auto'`."
     if fmt == 'auto': fmt = detect_format(root)
     make = {'mvtec': AnomalyDataset.mvtec, 'btad': AnomalyDataset.btad, 'visa': AnomalyDataset.visa}[fmt]
-    return make(root, category, split, resize=resize, crop=crop)
+    return make(root, category, split, resize=resize, crop=crop, **_norm(mean, std))
+
+# %% ../nbs/11a_runs.ipynb #7cc062f0
+def open_folders(normal:str|Path, # good images (searched recursively)
+                 defective:str|Path|None=None, # defective images, optional
+                 masks:str|Path|None=None, # masks of the defective images, optional
+                 resize:int=256, crop:int=224, mean=None, std=None,
+                 test_fraction:float=0.2, seed:int=0)->tuple[AnomalyDataset, AnomalyDataset|None]:
+    "(train, test): all good images and no test set, or held-out good + defective images as the test set."
+    kw = dict(resize=resize, crop=crop, **_norm(mean, std))
+    if defective is None: return AnomalyDataset(folder_samples(normal, None, masks), **kw), None
+    train, test = holdout_split(folder_samples(normal, defective, masks), test_fraction=test_fraction, seed=seed)
+    return AnomalyDataset(train, **kw), AnomalyDataset(test, **kw)
+
+# %% ../nbs/11a_runs.ipynb #0e91f92f
+def check_inputs(folders:dict|None=None, # flag -> folder that must exist (None: not given)
+                 files:dict|None=None,   # flag -> file that must exist
+                 device:str|None=None,   # the --device value
+                )->str|None:
+    "The first problem with the given folders, files and device as one line (None: all good)."
+    for flag, v in (folders or {}).items():
+        if v is not None and not Path(v).is_dir(): return f"{flag} {v}: no such folder"
+    for flag, v in (files or {}).items():
+        if v is not None and not Path(v).is_file(): return f"{flag} {v}: no such file"
+    if device is None: return None
+    try: dev = torch.device(device)
+    except RuntimeError: return f"--device {device}: expected cpu, cuda or cuda:N"
+    if dev.type == 'cuda' and not torch.cuda.is_available(): return f"--device {device}: CUDA is not available here; use --device cpu"
+    return None
+
+def check_command(command:str, **a)->str|None:
+    "The command line's checks after parsing (`a`: the parsed flags): flags that go together, paths, device."
+    if command == 'fit':
+        if (a.get('data') is None) == (a.get('normal') is None): return "give either --data ROOT --category CAT or --normal DIR"
+        if a.get('data') and not a.get('category'): return "--data needs --category CAT"
+        if a.get('masks') and not a.get('defective'): return "--masks needs --defective DIR"
+    if len(set(a.get('seeds') or [])) < len(a.get('seeds') or []): return f"--seeds: expected distinct seeds, got {' '.join(map(str, a['seeds']))}"
+    g = lambda *ks: {f'--{k}': a.get(k) for k in ks}
+    return check_inputs(g('data', 'normal', 'defective', 'masks'), g('model', 'weights'), a.get('device'))
+
+_SPELLING = ((r"\bweights=PATH\b", "--weights PATH"), (r"\bpretrained=False\b", "--no-pretrained"),
+             (r"\bdevice='?([\w:]+)'?", r"--device \1"), (r"\bcrop=(\d+)", r"--image-size \1"))
+
+def cli_spelling(msg:str)->str:
+    "A library message on one line, in the command line's spelling (`--weights PATH`, not `weights=PATH`)."
+    msg = ' '.join(msg.split())
+    for pat, rep in _SPELLING: msg = re.sub(pat, rep, msg)
+    return msg
 
 # %% ../nbs/11a_runs.ipynb #1c849764
 class _WithoutDownloadLine(io.TextIOBase):
@@ -85,17 +141,44 @@ def _mean_rows(rows:list[dict])->list[dict]:
     for meth in dict.fromkeys(r['method'] for r in rows if r['category'] != 'mean'):
         rs = [r for r in rows if r['method'] == meth and r['category'] != 'mean']
         ok = [r for r in rs if not r.get('error')]
-        row = dict(category='mean', method=meth)
-        for k in ROW_METRICS + ('fit_seconds', 'test_seconds'):
-            v = [r[k] for r in rs if r.get(k) is not None]
-            row[k] = float(np.mean(v)) if v else None
+        row = dict(category='mean', method=meth, **_agg(rs))
         row.update(n_images=sum(r.get('n_images') or 0 for r in ok), n_categories=len(ok),
                    error='; '.join(f"{r['category']}: {r['error']}" for r in rs if r.get('error')) or None)
         out.append(row)
     return out
 
 # %% ../nbs/11a_runs.ipynb #03b5132e
-def benchmark(fit_fn,                # fit_fn(category, method) -> (model, test_dataset)
+THRESHOLD_METRICS = ('recall_at_threshold', 'fpr_at_threshold')   # at the model's stored threshold
+STAT_KEYS = ('fit_seconds', 'test_seconds', 'loss_first', 'loss_last', 'w_pairwise', 'w_contextual')
+
+def _agg(rows:list[dict], sd:bool=False)->dict:
+    "Mean (and with `sd` the sample standard deviation, as `<key>_sd`) of every metric and statistic over `rows`."
+    out = {}
+    for k in ROW_METRICS + THRESHOLD_METRICS + STAT_KEYS:
+        v = [r[k] for r in rows if r.get(k) is not None]
+        out[k] = float(np.mean(v)) if v else None
+        if sd: out[k + '_sd'] = float(np.std(v, ddof=1)) if len(v) > 1 else None
+    return out
+
+def _summary_rows(rows:list[dict])->list[dict]:
+    "With one seed: a mean row per method. With several: a row per category and method over the seeds (mean and sd), then per method the mean over categories, its sd taken over the seeds."
+    runs = [r for r in rows if r['category'] != 'mean' and r.get('seed') != 'all']
+    seeds = list(dict.fromkeys(r.get('seed') for r in runs))
+    if len(seeds) <= 1: return [{**r, 'seed': seeds[0] if seeds else None} for r in _mean_rows(runs)]
+    out, means = [], []
+    for meth in dict.fromkeys(r['method'] for r in runs):
+        rs = [r for r in runs if r['method'] == meth and not r.get('error')]
+        for cat in dict.fromkeys(r['category'] for r in rs):
+            cr = [r for r in rs if r['category'] == cat]
+            out.append(dict(category=cat, method=meth, seed='all', n_seeds=len(cr), **_agg(cr, sd=True)))
+        per_seed = [_agg([r for r in rs if r['seed'] == sd]) for sd in seeds if any(r['seed'] == sd for r in rs)]
+        means.append(dict(category='mean', method=meth, seed='all', n_seeds=len(per_seed), **_agg(per_seed, sd=True),
+                          n_categories=len({r['category'] for r in rs}),
+                          error='; '.join(f"{r['category']}/{r['seed']}: {r['error']}" for r in runs if r['method'] == meth and r.get('error')) or None))
+    return out + means
+
+# %% ../nbs/11a_runs.ipynb #16f15ddd
+def benchmark(fit_fn,                # fit_fn(category, method) -> (model, test_dataset); fit_fn(category, method, seed) with `seeds`
               categories,            # category names
               methods=('reconpatch', 'patchcore'), # method names passed to fit_fn
               out_dir:str|Path|None=None, # save CSV/JSON/markdown here after every row
@@ -104,29 +187,31 @@ def benchmark(fit_fn,                # fit_fn(category, method) -> (model, test_
               progress:bool=True,    # progress bar over the runs
               callback=None,         # callback(category, method, model, test_dataset, evaluation) after each run
               resume:bool=False,     # with out_dir: keep the error-free rows already in out_dir/results.json
+              seeds:list|None=None,  # one fit per seed (rows carry `seed`; summary rows give mean and sd over seeds)
+              describe=None,         # describe(model) -> dict of what produced the row (settings, statistics), merged in
               **eval_kwargs,         # passed to `evaluate` (batch_size, max_pixels, ...)
              )->list[dict]:
-    "Fit and evaluate every (category, method); rows per run plus a mean row per method."
+    "Fit and evaluate every (category, method[, seed]); rows per run plus summary rows (see `_summary_rows`)."
     if on_error not in ('raise', 'skip'): raise DataError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
     categories, methods = list(categories), list(methods)
     if not categories or not methods: raise DataError('benchmark: categories and methods must not be empty')
     eval_kwargs.setdefault('progress', False)
     done = {}
     if resume and out_dir is not None and (Path(out_dir)/'results.json').exists():
-        done = {(r['category'], r['method']): r for r in json.loads((Path(out_dir)/'results.json').read_text())
-                if r['category'] != 'mean' and not r.get('error')}
-    rows, runs = [], [(c, m) for c in categories for m in methods]
-    for cat, meth in tqdm(runs, desc='benchmark', disable=not progress):
-        if (cat, meth) in done: rows.append(done[(cat, meth)]); continue
-        row = dict(category=cat, method=meth, **{k: None for k in ROW_METRICS},
+        done = {(r['category'], r['method'], r.get('seed')): r for r in json.loads((Path(out_dir)/'results.json').read_text())
+                if r['category'] != 'mean' and r.get('seed') != 'all' and not r.get('error')}
+    rows, runs = [], [(c, m, s) for c in categories for m in methods for s in (seeds if seeds is not None else [None])]
+    for cat, meth, seed in tqdm(runs, desc='benchmark', disable=not progress):
+        if (cat, meth, seed) in done: rows.append(done[(cat, meth, seed)]); continue
+        row = dict(category=cat, method=meth, seed=seed, **{k: None for k in ROW_METRICS + THRESHOLD_METRICS},
                    n_images=None, fit_seconds=None, test_seconds=None, error=None)
         try:
             t0 = time.perf_counter()
-            model, test_ds = fit_fn(cat, meth)
+            model, test_ds = fit_fn(cat, meth) if seeds is None else fit_fn(cat, meth, seed)
             row['fit_seconds'] = getattr(model, 'timings', {}).get('fit_seconds') or time.perf_counter() - t0  # the model's own count when it keeps one
             ev = evaluate(model, test_ds, **eval_kwargs)
-            row.update({k: ev.metrics.get(k) for k in ROW_METRICS}, n_images=ev.metrics['n_images'],
-                       test_seconds=ev.metrics['seconds'])
+            row.update({k: ev.metrics.get(k) for k in ROW_METRICS + THRESHOLD_METRICS}, n_images=ev.metrics['n_images'],
+                       test_seconds=ev.metrics['seconds'], **(describe(model) if describe else {}))
             if callback is not None: callback(cat, meth, model, test_ds, ev)
             del model, test_ds
         except Exception as e:
@@ -134,8 +219,8 @@ def benchmark(fit_fn,                # fit_fn(category, method) -> (model, test_
             row['error'] = f'{type(e).__name__}: {e}'
         if torch.cuda.is_available(): torch.cuda.empty_cache()
         rows.append(row)
-        if out_dir is not None: save_table(rows + _mean_rows(rows), out_dir, dataset=dataset)
-    return rows + _mean_rows(rows)
+        if out_dir is not None: save_table(rows + _summary_rows(rows), out_dir, dataset=dataset)
+    return rows + _summary_rows(rows)
 
 # %% ../nbs/11a_runs.ipynb #45b766e7
 PAPER_RESULTS = {
@@ -152,30 +237,56 @@ PAPER_RESULTS = {
 
 _MD_COLS = (('category', 'category'), ('method', 'method'), ('image_auroc', 'image AUROC %'),
             ('pixel_auroc', 'pixel AUROC %'), ('aupro', 'AUPRO %'), ('image_f1_max', 'image F1-max %'),
+            ('recall_at_threshold', 'recall % at threshold'), ('fpr_at_threshold', 'FPR % at threshold'),
             ('fit_seconds', 'fit s'), ('test_seconds', 'test s'))
+_PCT = ROW_METRICS + THRESHOLD_METRICS
+
+def _produced_by(r:dict)->str:
+    "One line saying what produced a row: backbone, its weights, size, method settings, version."
+    w = ('ImageNet weights' if r.get('pretrained') else 'random init') if not r.get('weights') else f"weights {r['weights']}"
+    bits = [f"backbone {r.get('backbone')} ({w}, sha256 {r.get('weights_sha') or '?'})", f"layers {r.get('layers')}",
+            f"{r.get('image_size')} px (resize {r.get('resize')})", f"mean {r.get('mean')} std {r.get('std')}",
+            f"steps {r.get('steps')} / epochs {r.get('epochs')}, lr {r.get('lr')}", f"coreset {r.get('coreset_ratio')}",
+            f"reconpatch_nb {r.get('library_version')}"]
+    return '; '.join(bits)
 
 # %% ../nbs/11a_runs.ipynb #f138d54a
 def results_markdown(rows:list[dict],       # rows from `benchmark`
                      dataset:str|None=None, # 'mvtec' / 'btad': add the paper's mean numbers
                      digits:int=2,          # decimals of the percentages
                     )->str:
-    "The benchmark rows as a markdown table (metrics in percent), the paper's numbers below the means."
-    def cell(k, v):
+    "The rows as a markdown table (metrics in percent; over several seeds mean +- sd), the paper's numbers below the means (never beside a random backbone's rows), what produced the rows."
+    multi = any(r.get('seed') == 'all' for r in rows)
+    shown = [r for r in rows if r.get('seed') == 'all'] if multi else rows
+    def cell(r, k):
+        v = r.get(k)
         if v is None: return ''
-        if k in ROW_METRICS: return f'{100*v:.{digits}f}'
-        if k.endswith('seconds'): return f'{v:.1f}'
-        return str(v)
+        if k in _PCT: txt = f'{100*v:.{digits}f}'
+        elif k.endswith('seconds'): txt = f'{v:.1f}'
+        else: return str(v)
+        sd = r.get(k + '_sd')
+        return txt + ('' if sd is None else f' ± {100*sd if k in _PCT else sd:.{digits if k in _PCT else 1}f}')
     lines = ['| ' + ' | '.join(h for _, h in _MD_COLS) + ' |', '|' + '---|'*len(_MD_COLS)]
-    for r in rows:
+    for r in shown:
         name = f"**{r['category']}**" if r['category'] == 'mean' else r['category']
-        lines.append('| ' + ' | '.join(name if k == 'category' else cell(k, r.get(k)) for k, _ in _MD_COLS) + ' |')
+        lines.append('| ' + ' | '.join(name if k == 'category' else cell(r, k) for k, _ in _MD_COLS) + ' |')
+    random = any(r.get('pretrained') is False and not r.get('weights') for r in rows)
     paper = PAPER_RESULTS.get((dataset or '').lower(), {})
-    for meth, v in paper.items():
+    for meth, v in ({} if random else paper).items():
         vals = dict(category='mean (published)', method=meth)
         lines.append('| ' + ' | '.join(vals.get(k) if k in vals else
                                        ('' if v.get(k) is None else f'{v[k]:.{digits}f}') for k, _ in _MD_COLS) + ' |')
-    errs = [f"- {r['category']} / {r['method']}: {r['error']}" for r in rows if r.get('error') and r['category'] != 'mean']
-    return '\n'.join(lines + (['', 'Errors:'] + errs if errs else []))
+    notes = []
+    if multi: notes.append(f"Mean ± sd over seeds {', '.join(str(s) for s in dict.fromkeys(r['seed'] for r in rows if r.get('seed') not in (None, 'all')))}; "
+                           "per-seed rows are in results.json / results.csv.")
+    if random: notes.append('A randomly initialised backbone produced these rows: they are not comparable with published numbers'
+                            + (', which are therefore not shown.' if paper else '.'))
+    notes.append("Recall and false-positive rate (FPR) are at each model's stored threshold (its 99th percentile of held-out "
+                 "good images unless set otherwise), not at the best threshold.")
+    made = list(dict.fromkeys(_produced_by(r) for r in rows if r.get('backbone')))
+    if made: notes += ['Produced by: ' + m for m in made]
+    errs = [f"- {r['category']} / {r['method']}: {r['error']}" for r in rows if r.get('error') and r['category'] != 'mean' and r.get('seed') != 'all']
+    return '\n'.join(lines + [''] + notes + (['', 'Errors:'] + errs if errs else []))
 
 # %% ../nbs/11a_runs.ipynb #d4f5ac67
 def save_table(rows:list[dict],         # rows from `benchmark`
@@ -215,40 +326,183 @@ def save_figures(model, test, ev:Evaluation, out:str|Path, prefix:str='', n_imag
         paths.append(visual.save_figure(fig, out/f"{prefix}{Path(r['path']).parent.name}_{Path(r['path']).stem}.png"))
     return paths
 
+# %% ../nbs/11a_runs.ipynb #83e4846f
+def _unique_name(p:Path, used:set)->str:
+    "`stem`, else `parent_stem`, else `stem_2`, `stem_3`, ... (not yet in `used`)."
+    for cand in (p.stem, f'{p.parent.name}_{p.stem}', *(f'{p.stem}_{i}' for i in range(2, 10**6))):
+        if cand not in used: used.add(cand); return cand
+
+def _crop_warning(p:Path, size:tuple)->str|None:
+    "A warning when the centre crop leaves out part of a non-square image."
+    w, h = size
+    if w == h: return None
+    s = min(w, h)
+    return (f"warning: {p} is {w}x{h} px: only its centre {s}x{s} square is scored "
+            f"({100 * (1 - s / max(w, h)):.0f} % of the image, at its {'left/right' if w > h else 'top/bottom'} ends, is not)")
+
+def predict_images(model, # a fitted `ReConPatch` or `Ensemble`
+                   paths:list, # image files
+                   out:str|Path, # folder for <name>_heatmap.png and scores.json
+                   log=print, # called with each result line (stdout)
+                  )->tuple[list[dict], list[tuple]]:
+    "Score and draw each file; returns (rows of the scored files, (path, reason) of the skipped ones)."
+    from PIL import Image
+    from reconpatch_nb import visual
+    out = Path(out); created = not out.exists(); rows, skipped, used = [], [], set()
+    try:
+        for p in map(Path, paths):
+            try:
+                with Image.open(p) as im: size = im.size
+                s, m, img = model.predict_files([p])
+            except (ReConPatchError, OSError, ValueError) as e:
+                skipped.append((str(p), f'{type(e).__name__}: {e}'.splitlines()[0])); print(f"skipped {p}: {skipped[-1][1]}", file=sys.stderr)
+                continue
+            if (w := _crop_warning(p, size)): print(w, file=sys.stderr)
+            score = float(s[0]); thr = model.threshold
+            anomalous = None if thr is None else bool(score >= thr)
+            png = visual.save_figure(visual.show_prediction(img[0], m[0], score, threshold=thr, title=p.name),
+                                     out/f'{_unique_name(p, used)}_heatmap.png')
+            rows.append(dict(path=str(p), score=score, anomalous=anomalous, threshold=thr, heatmap=str(png)))
+            atomic_write_bytes(out/'scores.json', json.dumps(rows, indent=1).encode())
+            log(f"{p}\tscore {score:.4g}\t{'ANOMALOUS' if anomalous else 'normal' if anomalous is not None else ''}")
+    finally:
+        if created and out.is_dir() and not any(out.iterdir()): out.rmdir()
+    return rows, skipped
+
+# %% ../nbs/11a_runs.ipynb #4bd5403e
+def fit_to_file(method:str, out:str|Path, # method, model file to write
+                data=None, category=None, fmt:str='auto', # a dataset category ...
+                normal=None, defective=None, masks=None, # ... or your own folders (see `open_folders`)
+                pretrained:bool|None=True, device=None, **kw)->tuple[ReConPatch, str]:
+    "Fit on a dataset category or your own folders and save; (model, a report: a held-out test with `defective`)."
+    c = {**DEFAULTS, **kw}; mean, std = _normalization(c); size = dict(resize=c['resize'], crop=c['crop'], mean=mean, std=std)
+    if data is not None: train, test, what = open_dataset(data, category, 'train', fmt, **size), None, category
+    else: (train, test), what = open_folders(normal, defective, masks, seed=c['seed'], **size), str(normal)
+    model = fit_with_fallback(method, train, pretrained, device=device, **kw)
+    model.save(out)
+    rep = (f"fitted {method} on {what} ({len(train)} images) in {model.timings['fit_seconds']:.1f} s; bank {tuple(model.bank.shape)}; "
+           f"threshold {model.threshold:.4g} ({model.threshold_rule}); saved {out}")
+    if test is not None: rep += f"\nheld-out test ({len(test)} images):\n" + evaluate(model, test, progress=False).summary()
+    return model, rep
+
+# %% ../nbs/11a_runs.ipynb #68ce0c15
+def load_detector(path:str|Path, device=None):
+    "A `ReConPatch` or `Ensemble` from its file; a file that is neither gets a one-sentence `ModelFileError`."
+    from reconpatch_nb.model import Ensemble
+    try: return ReConPatch.load(path, device=device)
+    except ModelFileError as e:
+        if 'ensemble' in str(e): return Ensemble.load(path, device=device)
+        if 'cannot be read' not in str(e): raise
+    raise ModelFileError(f"{path} cannot be read as a reconpatch_nb model file: it is truncated, corrupt or not a model; "
+                         f"fit it again with reconpatch fit.")
+
+def test_model(model_path, data, category, fmt:str='auto', json_path=None, figures=None, device=None)->str:
+    "Evaluate a model file on a category's test split; write the metrics JSON and figures if asked; the summary."
+    model = load_detector(model_path, device); c = model.config
+    test = open_dataset(data, category, 'test', fmt, resize=c['resize'], crop=c['crop'], mean=c.get('mean'), std=c.get('std'))
+    ev = evaluate(model, test); rep = ev.summary()
+    if json_path: ev.to_json(json_path); rep += f"\nmetrics written to {json_path}"
+    if figures: save_figures(model, test, ev, figures); rep += f"\nfigures written to {figures}"
+    return rep
+
+# %% ../nbs/11a_runs.ipynb #4b170c87
+def paper_dataset(fmt:str, categories)->str|None:
+    "'mvtec' or 'btad' when `categories` are all of that dataset's (the paper's numbers are then shown beside)."
+    from reconpatch_nb.data import BTAD_CATEGORIES, MVTEC_CATEGORIES
+    if fmt == 'btad' and set(categories) == set(BTAD_CATEGORIES): return 'btad'
+    if fmt == 'mvtec' and set(categories) == set(MVTEC_CATEGORIES): return 'mvtec'
+    return None
+
 # %% ../nbs/11a_runs.ipynb #2d9ff4a1
-def _features(model:ReConPatch, train)->tuple:
-    "`model.extract_features(train)` with the seconds it took, in the form `fit(features=...)` accepts."
+def weight_fingerprint(module:torch.nn.Module)->str:
+    "Short sha256 (12 hex digits) of a module's state dict: names, shapes, dtypes and values."
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        t = v.detach().cpu().contiguous()
+        h.update(f'{k}{tuple(t.shape)}{t.dtype}'.encode()); h.update((t.float() if t.dtype == torch.bfloat16 else t).numpy().tobytes())
+    return h.hexdigest()[:12]
+
+def _normalization(c:dict)->tuple:
+    "The (mean, std) a config means: its own, else the backbone's."
+    own = backbone_normalization(str(c['backbone']))
+    return tuple(c['mean'] if c['mean'] is not None else own[0]), tuple(c['std'] if c['std'] is not None else own[1])
+
+def run_settings(config:dict, pretrained:bool)->dict:
+    "The settings a row records and `resume` compares (`pretrained` is None with a weights file: its origin is unknown)."
+    c = {**DEFAULTS, **config}; mean, std = _normalization(c); j = lambda v: ' '.join(f'{x:g}' if isinstance(x, float) else str(x) for x in v)
+    return dict(backbone=str(c['backbone']), pretrained=None if c['weights'] else bool(pretrained), weights=str(c['weights']) if c['weights'] else None,
+                layers=j(c['layers']), image_size=c['crop'], resize=c['resize'], mean=j(mean), std=j(std),
+                steps=c.get('steps'), epochs=c.get('epochs'), lr=c.get('lr'), coreset_ratio=c['coreset_ratio'])
+
+def training_stats(history:list[dict])->dict:
+    "Loss of the first and last epoch and the last epoch's mean pairwise / contextual similarity (None without training)."
+    if not history: return dict(loss_first=None, loss_last=None, w_pairwise=None, w_contextual=None)
+    return dict(loss_first=history[0].get('loss'), loss_last=history[-1].get('loss'),
+                w_pairwise=history[-1].get('w_pairwise'), w_contextual=history[-1].get('w_contextual'))
+
+# %% ../nbs/11a_runs.ipynb #57aeb907
+def _check_resume(out:Path, settings:dict, fingerprint:str|None=None):
+    "A one-line `DataError` when `out/results.json` holds rows made with other settings (or other weights)."
+    f = out/'results.json'
+    if not f.exists(): return
+    want = {**settings, **({'weights_sha': fingerprint} if fingerprint else {})}
+    for r in json.loads(f.read_text()):
+        if r.get('category') == 'mean' or r.get('seed') == 'all' or r.get('error'): continue
+        diff = [f"{k} {r.get(k)!r} there, {v!r} now" for k, v in want.items() if r.get(k) != v]
+        if diff: raise DataError(f"{f} holds rows made with other settings ({'; '.join(diff[:3])}): resuming would mix them; "
+                                 f"use another output folder or the same settings")
+
+# %% ../nbs/11a_runs.ipynb #5ecb8ff5
+def _features(model:ReConPatch, train):
+    "`model.extract_features(train)` with the seconds it took, in a form `fit(features=...)` accepts."
     t = time.perf_counter(); f = model.extract_features(train)
     return (*f, time.perf_counter() - t) if isinstance(f, tuple) and len(f) == 2 else f
 
 def run_benchmark(data:str|Path, # dataset root
-                  categories:list, methods:list, # what to fit
+                  categories:list|None, methods:list, # what to fit (categories None: all under `data`)
                   out:str|Path, # results folder: models/, metrics/, figures/, results.{md,csv,json}
                   pretrained:bool|None=True, # None: ImageNet weights if they can be fetched, else random (one line says so)
                   fmt:str='auto', device=None, progress:bool=True,
-                  dataset_name:str|None=None, # 'mvtec'/'btad' print the paper's numbers beside
-                  resume:bool=True, # keep the runs already in `out` (a Colab session that disconnected)
+                  dataset_name:str|None=None, # 'mvtec'/'btad' print the paper's numbers beside; 'auto': when all their categories run
+                  resume:bool=True, # keep the runs already in `out` (a Colab session that disconnected); refuses other settings
+                  seeds:list|None=None, # one full fit per seed (model `seed`); None: the `seed` of `kw` (default 0)
                   **kw)->list[dict]: # model parameters (see `DEFAULTS`)
-    "Fit and test every category and method; write models, metrics, figures and the table under `out`."
+    "Fit and test every category, method and seed; write models, metrics, figures and the table under `out`."
     out = Path(out); c = {**DEFAULTS, **kw}
+    if fmt == 'auto': fmt = detect_format(data)
+    categories = list(categories or list_categories(data, kind=fmt))
+    if dataset_name == 'auto': dataset_name = paper_dataset(fmt, categories)
     pretrained = resolve_pretrained(pretrained, c['backbone'], c['layers'], c['weights'])
-    cache = {}  # one category's patch features, shared by its methods (same backbone, same images)
-    def fit_fn(category, method):
-        train = open_dataset(data, category, 'train', fmt, resize=c['resize'], crop=c['crop'])
-        test = open_dataset(data, category, 'test', fmt, resize=c['resize'], crop=c['crop'])
-        if category not in cache:
-            cache.clear()
-            cache[category] = _features(ReConPatch(method, device=device, progress=progress, pretrained=pretrained, **kw), train)
-        model = fit_with_fallback(method, train, pretrained, device=device, progress=progress, features=cache[category], **kw)
-        model.save(out/'models'/f'{category}_{method}.rcp')
+    seeds = list(seeds) if seeds else [c['seed']]
+    settings = run_settings(c, pretrained); mean, std = _normalization(c)
+    if resume: _check_resume(out, settings)
+    random = not pretrained and not c['weights']
+    cache, sha, last = {}, {}, {}  # patch features of one category (and seed, for a random backbone), and the weights' fingerprint
+    def fit_fn(category, method, seed):
+        size = dict(resize=c['resize'], crop=c['crop'], mean=mean, std=std)
+        train, test = (open_dataset(data, category, split, fmt, **size) for split in ('train', 'test'))
+        k, mkw = (category, seed if random else None), {**kw, 'seed': seed}
+        if k not in cache:
+            cache.clear(); m = ReConPatch(method, device=device, progress=progress, pretrained=pretrained, **mkw)
+            cache[k] = _features(m, train); sha[k] = weight_fingerprint(m.extractor.backbone)
+            if resume: _check_resume(out, settings, sha[k] if not random else None)
+        model = fit_with_fallback(method, train, pretrained, device=device, progress=progress, features=cache[k], **mkw)
+        last['weights_sha'] = sha[k]   # read by describe, which runs right after this fit
+        model.save(out/'models'/f'{category}_{method}{_tag(seed, seeds)}.rcp')
         return model, test
+    def describe(model):
+        return {**settings, **last, 'library_version': reconpatch_nb.__version__, 'threshold_rule': model.threshold_rule,
+                **training_stats(model.history)}
     def after(category, method, model, test, ev):
+        seed = model.config['seed']; ev.to_json(out/'metrics'/f'{category}_{method}{_tag(seed, seeds)}.json')
+        if seed != seeds[0]: return   # figures of the first seed only
         from reconpatch_nb import visual
-        ev.to_json(out/'metrics'/f'{category}_{method}.json')
         save_figures(model, test, ev, out/'figures'/category, prefix=f'{method}_')
         if model.history: visual.save_figure(visual.training_curves(model.history), out/'figures'/category/f'{method}_training.png')
     return benchmark(fit_fn, categories, methods, out_dir=out, dataset=dataset_name, callback=after, resume=resume,
-                     progress=progress)
+                     progress=progress, seeds=seeds, describe=describe)
+
+def _tag(seed, seeds)->str: return f'_seed{seed}' if len(seeds) > 1 else ''
 
 # %% ../nbs/11a_runs.ipynb #bb327983
 DEMO_CATEGORIES = ['weave', 'hexnut']  # one texture, one object
