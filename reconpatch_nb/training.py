@@ -89,7 +89,7 @@ PAPER_SCHEDULE = dict(steps=None, epochs=120, lr=1e-5, init='random')  # the pap
 @dataclass
 class TrainConfig:
     "Hyper-parameters of ReConPatch training (paper values unless marked; the defaults' table is below)."
-    steps:int|None=200    # optimiser steps in all (choice, measured); None: `epochs` passes over all patches
+    steps:int|None=100    # optimiser steps in all (choice, measured below); None: `epochs` passes over all patches
     epochs:int=10             # used only when steps is None (paper: 120)
     batch_size:int=1024       # patches per step, B (choice)
     lr:float=1e-3       # AdamP learning rate (paper: 1e-5 over 120 epochs; measured below)
