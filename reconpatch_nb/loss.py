@@ -19,13 +19,16 @@ def _eye_mask(B:int, device:torch.device)->Tensor:
     "Boolean `B x B` identity on `device` (cached: one per batch size and device)."
     return torch.eye(B, dtype=torch.bool, device=device)
 
+def _check_z(z):
+    if not isinstance(z, Tensor) or z.ndim != 2 or not z.is_floating_point():
+        raise DataError(f"z must be a 2-D float tensor (B, D), got "
+                        f"{tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__}")
+
 def relative_distance(z:Tensor, # (B, D) online projections
                       eps:float=1e-12, # floor of the squared distance under the square root
                      )->Tensor: # (B, B), delta[i,i] = 0, each row has mean 1
     "Row-wise relative distance `||z_i - z_j|| / mean_n ||z_i - z_n||`, with finite gradients everywhere."
-    if not isinstance(z, Tensor) or z.ndim != 2 or not z.is_floating_point():
-        raise DataError(f"z must be a 2-D float tensor (B, D), got "
-                        f"{tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__}")
+    _check_z(z)
     z = z - z.detach().mean(0, keepdim=True)  # centred (a constant shift): the Gram form's rounding at the batch's own scale
     sq = (z * z).sum(1)
     d2 = torch.addmm(sq[None, :], z, z.T, alpha=-2.) + sq[:, None]
@@ -33,17 +36,54 @@ def relative_distance(z:Tensor, # (B, D) online projections
     return d / d.mean(1, keepdim=True).clamp_min(eps)
 
 # %% ../nbs/05_loss.ipynb #d7e9b167
+class _RelaxedContrastive(torch.autograd.Function):
+    "The relaxed contrastive loss with a closed-form backward (see above); `z` centred, `w` a constant."
+    @staticmethod
+    def forward(ctx, z:Tensor, w:Tensor, margin:float, eps:float):
+        B = z.shape[0]
+        c = z - z.mean(0, keepdim=True)
+        sq = (c * c).sum(1)
+        d2 = torch.addmm(sq[None, :], c, c.T, alpha=-2.).add_(sq[:, None])
+        dead = (d2 <= eps).logical_or_(_eye_mask(B, z.device))          # no gradient: clamped or diagonal
+        delta = d2.clamp_min_(eps).sqrt_().masked_fill_(_eye_mask(B, z.device), 0.)
+        mu = delta.mean(1, keepdim=True)
+        mu_live = mu > eps
+        delta.div_(mu.clamp_min_(eps))
+        r = (margin - delta).clamp_min_(0.)
+        loss = torch.lerp(r.mul_(r), delta * delta, w).sum() / B       # w delta^2 + (1 - w) relu(m - delta)^2
+        ctx.save_for_backward(c, w, delta, mu, mu_live, dead)
+        ctx.margin = margin
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        c, w, delta, mu, mu_live, dead = ctx.saved_tensors
+        B = c.shape[0]
+        r = (ctx.margin - delta).clamp_min_(0.)
+        g = torch.addcmul(-r, w, delta + r).mul_(2. / B * grad)         # dL/d delta
+        s = (g * delta).mean(1, keepdim=True).mul_(mu_live)             # through the row mean (none when clamped)
+        A = (g - s).div_(delta).div_(mu * mu * 2.).masked_fill_(dead, 0.)  # dL/d d2 (d = delta mu)
+        S = A.add_(A.T.contiguous())
+        gz = torch.addmm(c * S.sum(1, keepdim=True), S, c, alpha=-1.).mul_(2.)
+        return gz, None, None, None
+
 def relaxed_contrastive_loss(z:Tensor, # (B, D) online projections (with gradient)
                              w:Tensor, # (B, B) pseudo-labels in [0, 1] (no gradient needed)
                              margin:float=1., # margin m on the relative distance (paper: 1)
+                             eps:float=1e-12, # floor of the squared distance under the square root
                             )->Tensor: # scalar
     "Relaxed contrastive loss of ReConPatch, summed over all pairs (diagonal included) and divided by B."
-    delta = relative_distance(z)
+    _check_z(z)
     B = z.shape[0]
     if not isinstance(w, Tensor) or w.shape != (B, B):
         raise DataError(f"w must be a (B, B) = ({B}, {B}) tensor of pseudo-labels, got "
                         f"{tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__}")
     if not margin > 0: raise ValueError(f"margin must be > 0, got {margin}")
-    w = w.detach().to(delta.dtype)  # a target: no gradient flows into the pseudo-labels
-    terms = w * delta.pow(2) + (1 - w) * F.relu(margin - delta).pow(2)
-    return terms.sum() / B
+    w = w.detach().to(z.dtype)  # a target: no gradient flows into the pseudo-labels
+    return _RelaxedContrastive.apply(z, w, float(margin), float(eps))
+
+def _loss_reference(z, w, margin=1.):
+    "The loss written with autograd on `relative_distance` (the definition; for tests and benchmarks)."
+    delta = relative_distance(z)
+    w = w.detach().to(delta.dtype)
+    return (w * delta.pow(2) + (1 - w) * F.relu(margin - delta).pow(2)).sum() / z.shape[0]

@@ -22,6 +22,10 @@ def _check_batch(z, name='z'):
                         f"{tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__}")
     if not z.is_floating_point(): raise DataError(f"{name} must be a float tensor, got {z.dtype}")
 
+def _symmetrise(a:Tensor)->Tensor:
+    "In place: `a <- (a + a^T) / 2`, exactly symmetric (the transpose copied contiguously first: ~10x faster on CPU)."
+    return a.add_(a.T.contiguous()).mul_(0.5)
+
 def _direct_pairs(z:Tensor, d2:Tensor, ii:Tensor, jj:Tensor, chunk:int=1<<20):
     "In place: `d2[i,j] = d2[j,i] = |z_i - z_j|^2` from the differences, for the pairs `(ii, jj)`."
     step = max(1, chunk // z.shape[1])
@@ -43,12 +47,14 @@ def squared_distances(z:Tensor, # (B, D) batch of vectors
     c = z - _centre(z)                              # centred: the Gram form's rounding at the batch's own scale
     sq = (c * c).sum(1)
     d2 = torch.addmm(sq[None, :], c, c.T, alpha=-2.).add_(sq[:, None])
-    d2 = (d2 + d2.T).mul_(0.5).clamp_min_(0)
-    tol = (sq[:, None] + sq[None, :]).mul_(2**10 * torch.finfo(c.dtype).eps)
-    ii, jj = torch.nonzero(d2 <= tol, as_tuple=True)  # pairs the Gram form cannot resolve (diagonal included)
-    keep = ii < jj
-    _direct_pairs(z, d2, ii[keep], jj[keep])
-    return d2.fill_diagonal_(0.)
+    d2 = _symmetrise(d2).clamp_min_(0).fill_diagonal_(0.)
+    close = d2 <= (sq[:, None] + sq[None, :]).mul_(2**10 * torch.finfo(c.dtype).eps)
+    close.fill_diagonal_(False)                       # pairs the Gram form cannot resolve
+    if torch.count_nonzero(close):
+        ii, jj = torch.nonzero(close, as_tuple=True)
+        keep = ii < jj
+        _direct_pairs(z, d2, ii[keep], jj[keep])
+    return d2
 
 # %% ../nbs/04_similarities.ipynb #c6e07cc2
 def _sigma(sigma, d2:Tensor):
@@ -115,16 +121,19 @@ def contextual_similarity(z:Tensor, # (B, D) projections (L2-normalised by the c
     B = z.shape[0] if isinstance(z, Tensor) and z.ndim == 2 else None
     k = _check_k(k, B, lo=2)
     d = squared_distances(z) if d2 is None else d2
-    h = k // 2
-    idx = knn_indices(d, k)                                   # (B, k) N_k(i)
-    M = torch.zeros_like(d).scatter_(1, idx, 1.)              # k-NN indicator
-    shared = M.gather(1, idx[idx].view(B, k * k)).view(B, k, k).sum(-1)  # |N_k(i) & N_k(j)| for j in N_k(i)
-    w1 = torch.zeros_like(d).scatter_(1, idx, shared / k)
-    hidx = idx[:, :h]                                         # N_h(i): the first h of the k, in (distance, index) order
-    H = torch.zeros_like(d).scatter_(1, hidx, 1.)
-    recip = H[hidx, torch.arange(B, device=d.device)[:, None]]  # (B, h): is i in N_h(l) for l in N_h(i)
-    w2 = (recip[:, :, None] * w1[hidx]).sum(1) / recip.sum(1, keepdim=True)
-    return (w2 + w2.T) / 2
+    B, h = d.shape[0], k // 2
+    idx = knn_indices(d, k)                                   # (B, k) N_k(i), in (distance, index) order
+    rows = torch.arange(B, device=d.device)[:, None]
+    # |N_k(i) & N_k(j)| for the k neighbours j of i: compare N_k(j) with N_k(i), (B, k, k, k) booleans
+    w1 = (idx[idx][..., None] == idx[:, None, None, :]).any(-1).sum(-1).to(d.dtype) / k   # w1[i, idx[i, a]]
+    hidx = idx[:, :h]                                         # N_h(i): the first h of the k
+    recip = (idx[hidx, :h] == rows[:, :, None]).any(-1)       # (B, h): is i in N_h(l) for l in N_h(i)
+    w2 = torch.zeros_like(d)
+    for b in range(h):                                        # w2[i] += recip[i,b] * w1[l]; no (row, col) repeats within a b
+        l = hidx[:, b]
+        w2.index_put_((rows.expand(B, k), idx[l]), w1[l] * recip[:, b:b + 1], accumulate=True)
+    w2.div_(recip.sum(1, keepdim=True))                       # |R(i)| >= 1: i is in R(i)
+    return _symmetrise(w2)
 
 # %% ../nbs/04_similarities.ipynb #720be788
 @torch.no_grad()
@@ -142,5 +151,5 @@ def combined_similarity(z:Tensor, # (B, D) similarity-network projections z_bar
     if normalize: z = F.normalize(z, dim=1)
     d2 = squared_distances(z)
     wp, wc = pairwise_similarity(z, sigma, d2), contextual_similarity(z, k, d2)
-    w = alpha * wp + (1 - alpha) * wc
+    w = torch.lerp(wc, wp, alpha)                       # alpha * wp + (1 - alpha) * wc in one pass
     return (w, wp, wc) if return_parts else w
