@@ -90,6 +90,23 @@ def bench_step(a):
               f"{r['step']*1e3:.1f} | {r['step'] / floor:.2f} |", flush=True)
     return t[('current', 'step')] / floor
 
+# ---------------------------------------------------------------- search
+def bench_search(a):
+    import faiss
+    from reconpatch_nb.memory_bank import NearestNeighbours, patch_scores
+    faiss.omp_set_num_threads(a.threads)
+    banks, nq = ((10_000, 20_000), 1568) if a.small else ((10_000, 100_000), 6272)
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(nq, 1024, generator=g)
+    print(f'\n## exact search, {nq} queries x 1024, k = 1 (patch_scores), torch vs faiss-cpu {faiss.__version__}')
+    print('| bank | torch s | faiss s | faiss / torch | same neighbour |\n|---|---|---|---|---|')
+    for n in banks:
+        bank = torch.randn(n, 1024, generator=g)
+        nns = {b: NearestNeighbours(bank, use_gpu=False, backend=b) for b in ('torch', 'faiss')}
+        t = med_times({b: (lambda nn=nn: patch_scores(nn, q)) for b, nn in nns.items()}, reps=max(1, a.reps // 2), warm=0)
+        same = (patch_scores(nns['torch'], q)[1] == patch_scores(nns['faiss'], q)[1]).float().mean()
+        print(f"| {n:,} x 1024 | {t['torch']:.2f} | {t['faiss']:.2f} | {t['faiss'] / t['torch']:.2f} | {same:.4f} |", flush=True)
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--small', action='store_true', help='reduced sizes: a few minutes on 2 CPU cores')
@@ -102,5 +119,7 @@ def main():
     print(f'# speed ratios: torch {torch.__version__}, {os.cpu_count()} CPUs, {a.threads} threads, '
           f'load average {os.getloadavg()[0]:.2f}{", --small" if a.small else ""}')
     if 'step' in a.only: bench_step(a)
+    if 'search' in a.only: bench_search(a)
+    if 'fit' in a.only: print('\n(fit / predict ratios: not implemented yet, see benchmarks/pipeline.py)')
 
 if __name__ == '__main__': main()
