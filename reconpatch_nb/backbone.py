@@ -17,6 +17,7 @@ import timm
 import huggingface_hub
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 from .core import DataError, WeightsUnavailableError, get_device
 from .data import IMAGENET_MEAN, IMAGENET_STD
 
@@ -36,6 +37,7 @@ def _tv_levels(name:str)->dict:
                 **{f'layer{i}': f'denseblock{i}' for i in range(1, 5)}}
     return {f'layer{i}': f'layer{i}' for i in range(1, 5)}
 
+# %% ../nbs/03_backbone.ipynb #006a6708
 def _timm_level(level, name:str)->int:
     "timm level: an out_index (int or digit string) or 'layerK' meaning K."
     if isinstance(level, int) and not isinstance(level, bool): return level
@@ -56,6 +58,7 @@ def _socket_timeout(seconds:float):
     try: yield
     finally: socket.setdefaulttimeout(old)
 
+# %% ../nbs/03_backbone.ipynb #cf943d7c
 def _one_line(e:BaseException)->str: return f"{type(e).__name__}: {' '.join(str(e).split())}"[:300]
 
 def _reachable(url:str, timeout:float=5.)->bool:
@@ -96,11 +99,13 @@ def _read_state_dict(path:Path)->dict:
     if sd and all(k.startswith('module.') for k in sd): sd = {k[len('module.'):]: v for k, v in sd.items()}
     return sd
 
+# %% ../nbs/03_backbone.ipynb #ad3639c6
 def _densenet_keys(sd:dict)->dict:
     "Old DenseNet checkpoints (torch hub files) name 'norm1' as 'norm.1' etc.; rename to the current modules."
     pat = re.compile(r'^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$')
     return {(pat.sub(lambda m: m.group(1) + m.group(2), k)): v for k, v in sd.items()}
 
+# %% ../nbs/03_backbone.ipynb #5d0af05d
 def _load_into(model:nn.Module, sd:dict, keep:list[str], src, name:str):
     "Load `sd` into `model` (assigning its tensors); every tensor under a `keep` prefix must be there, nothing foreign may be."
     own = model.state_dict()
@@ -154,82 +159,92 @@ class Backbone(nn.Module):
         self.requires_grad_(False)
         super().train(False)
 
-    def _build_torchvision(self):
-        valid = _tv_levels(self.name)
-        bad = [l for l in self.layers if l not in valid]
-        if bad: raise DataError(f"{self.name} has no level {bad[0]!r}; valid levels: {', '.join(valid)}")
-        self._nodes = [valid[l] for l in self.layers]
-        dense = self.name.startswith('densenet')
-        if self.weights is None and not self.pretrained: model = torchvision.models.get_model(self.name, weights=None)
-        else:  # build without initialising (meta tensors), then take the loaded tensors
-            sd = _tv_pretrained(self.name) if self.weights is None else _read_state_dict(self.weights)
-            with torch.device('meta'): model = torchvision.models.get_model(self.name, weights=None)
-        seq = model.features if dense else model
-        names = [n for n, _ in seq.named_children()]
-        names = names[:max(names.index(n) for n in self._nodes) + 1]
-        if self.weights is not None or self.pretrained:
-            if dense: sd = _densenet_keys(sd)
-            _load_into(model, sd, [('features.' if dense else '') + n + '.' for n in names], self.weights or 'IMAGENET1K_V1', self.name)
-        self.body = nn.Sequential(OrderedDict((n, getattr(seq, n)) for n in names)).float()
-        self.is_timm = False
+# %% ../nbs/03_backbone.ipynb #9e65c9ab
+@patch
+def _build_torchvision(self:Backbone):
+    valid = _tv_levels(self.name)
+    bad = [l for l in self.layers if l not in valid]
+    if bad: raise DataError(f"{self.name} has no level {bad[0]!r}; valid levels: {', '.join(valid)}")
+    self._nodes = [valid[l] for l in self.layers]
+    dense = self.name.startswith('densenet')
+    if self.weights is None and not self.pretrained: model = torchvision.models.get_model(self.name, weights=None)
+    else:  # build without initialising (meta tensors), then take the loaded tensors
+        sd = _tv_pretrained(self.name) if self.weights is None else _read_state_dict(self.weights)
+        with torch.device('meta'): model = torchvision.models.get_model(self.name, weights=None)
+    seq = model.features if dense else model
+    names = [n for n, _ in seq.named_children()]
+    names = names[:max(names.index(n) for n in self._nodes) + 1]
+    if self.weights is not None or self.pretrained:
+        if dense: sd = _densenet_keys(sd)
+        _load_into(model, sd, [('features.' if dense else '') + n + '.' for n in names], self.weights or 'IMAGENET1K_V1', self.name)
+    self.body = nn.Sequential(OrderedDict((n, getattr(seq, n)) for n in names)).float()
+    self.is_timm = False
 
-    def _build_timm(self, model:str):
-        if not timm.is_model(model):
-            raise DataError(f"timm has no model {model!r}; see timm.list_models('*resnet*') for names")
-        idx = [_timm_level(l, self.name) for l in self.layers]
-        out = tuple(sorted(set(idx)))
-        with torch.device('meta'): n = len(timm.create_model(model, features_only=True).feature_info)
-        bad = [i for i in idx if not 0 <= i < n]
-        if bad: raise DataError(f"{self.name} has no level {bad[0]!r}; valid levels (timm out_indices): {', '.join(map(str, range(n)))}")
-        kw = dict(features_only=True, out_indices=out)
+# %% ../nbs/03_backbone.ipynb #03acd2da
+@patch
+def _build_timm(self:Backbone, model:str):
+    if not timm.is_model(model):
+        raise DataError(f"timm has no model {model!r}; see timm.list_models('*resnet*') for names")
+    idx = [_timm_level(l, self.name) for l in self.layers]
+    out = tuple(sorted(set(idx)))
+    with torch.device('meta'): n = len(timm.create_model(model, features_only=True).feature_info)
+    bad = [i for i in idx if not 0 <= i < n]
+    if bad: raise DataError(f"{self.name} has no level {bad[0]!r}; valid levels (timm out_indices): {', '.join(map(str, range(n)))}")
+    kw = dict(features_only=True, out_indices=out)
+    if self.weights is not None:
+        if not self.weights.is_file(): raise WeightsUnavailableError(f"weights file {self.weights} does not exist")
+        kw.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(self.weights)))
+    elif self.pretrained: kw.update(pretrained=True, **_timm_source(model))
+    try:
+        with _socket_timeout(DOWNLOAD_TIMEOUT): self.body = timm.create_model(model, **kw)
+    except Exception as e:
         if self.weights is not None:
-            if not self.weights.is_file(): raise WeightsUnavailableError(f"weights file {self.weights} does not exist")
-            kw.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(self.weights)))
-        elif self.pretrained: kw.update(pretrained=True, **_timm_source(model))
-        try:
-            with _socket_timeout(DOWNLOAD_TIMEOUT): self.body = timm.create_model(model, **kw)
-        except Exception as e:
-            if self.weights is not None:
-                raise WeightsUnavailableError(f"weights file {self.weights} does not fit {self.name}: {_one_line(e)}") from e
-            raise WeightsUnavailableError(f"{self.name}: pretrained weights could not be loaded ({_one_line(e)}); "
-                                          f"pass weights=PATH or pretrained=False") from e
-        self._order = [out.index(i) for i in idx]
-        self.is_timm = True
+            raise WeightsUnavailableError(f"weights file {self.weights} does not fit {self.name}: {_one_line(e)}") from e
+        raise WeightsUnavailableError(f"{self.name}: pretrained weights could not be loaded ({_one_line(e)}); "
+                                      f"pass weights=PATH or pretrained=False") from e
+    self._order = [out.index(i) for i in idx]
+    self.is_timm = True
 
-    def train(self, mode:bool=True):
-        "Stays in eval mode whatever `mode` is: the backbone is frozen."
-        return super().train(False)
+# %% ../nbs/03_backbone.ipynb #1ca6c0bb
+@patch
+def train(self:Backbone, mode:bool=True):
+    "Stays in eval mode whatever `mode` is: the backbone is frozen."
+    return nn.Module.train(self, False)
 
-    def forward(self, x:torch.Tensor, # (B,3,H,W) images normalised with `backbone_normalization`
-               )->list[torch.Tensor]:
-        "Feature maps (B,C_l,H_l,W_l), one per level in `self.layers`."
-        if self.is_timm:
-            feats = self.body(x)
-            return [feats[i] for i in self._order]
-        out = {}
-        for n, m in self.body.named_children():
-            x = m(x)
-            if n in self._nodes: out[n] = x
-        return [out[n] for n in self._nodes]
+@patch
+def forward(self:Backbone, x:torch.Tensor, # (B,3,H,W) images normalised with `backbone_normalization`
+           )->list[torch.Tensor]:
+    "Feature maps (B,C_l,H_l,W_l), one per level in `self.layers`."
+    if self.is_timm:
+        feats = self.body(x)
+        return [feats[i] for i in self._order]
+    out = {}
+    for n, m in self.body.named_children():
+        x = m(x)
+        if n in self._nodes: out[n] = x
+    return [out[n] for n in self._nodes]
 
-    @property
-    def channels(self)->list[int]:
-        "Channels of each level."
-        return [c for c, _ in self._probe()]
+# %% ../nbs/03_backbone.ipynb #90a5d71a
+@patch(as_prop=True)
+def channels(self:Backbone)->list[int]:
+    "Channels of each level."
+    return [c for c, _ in self._probe()]
 
-    @property
-    def strides(self)->list[int]:
-        "Input pixels per feature-map cell of each level."
-        return [s for _, s in self._probe()]
+@patch(as_prop=True)
+def strides(self:Backbone)->list[int]:
+    "Input pixels per feature-map cell of each level."
+    return [s for _, s in self._probe()]
 
-    def _probe(self, size:int=128):
-        if getattr(self, '_info', None) is None:
-            p = next(self.parameters())
-            with torch.no_grad(): maps = self(torch.zeros(1, 3, size, size, device=p.device, dtype=p.dtype))
-            self._info = [(m.shape[1], size // m.shape[-1]) for m in maps]
-        return self._info
+@patch
+def _probe(self:Backbone, size:int=128):
+    if getattr(self, '_info', None) is None:
+        p = next(self.parameters())
+        with torch.no_grad(): maps = self(torch.zeros(1, 3, size, size, device=p.device, dtype=p.dtype))
+        self._info = [(m.shape[1], size // m.shape[-1]) for m in maps]
+    return self._info
 
-    def extra_repr(self): return f"name={self.name!r}, layers={self.layers!r}, pretrained={self.pretrained}, weights={self.weights}"
+@patch
+def extra_repr(self:Backbone): return f"name={self.name!r}, layers={self.layers!r}, pretrained={self.pretrained}, weights={self.weights}"
 
 # %% ../nbs/03_backbone.ipynb #b4a2067c
 def backbone_normalization(name:str, # torchvision name or 'timm/<model>' (optionally 'timm/<model>.<tag>')
@@ -243,6 +258,32 @@ def backbone_normalization(name:str, # torchvision name or 'timm/<model>' (optio
     return tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
 
 # %% ../nbs/03_backbone.ipynb #b8d9c30c
+from functools import lru_cache
+
+@lru_cache(maxsize=64)
+def _neighbourhood_weights(C:int, p:int, dim:int)->tuple:
+    "Depthwise p x p kernels (C*M, 1, p, p) float64 and output channel (C*M,) of every piece (window & channel) of the pooling."
+    n, q, per = C * p * p, p * p, [[] for _ in range(C)]
+    for i in range(dim):   # window i of the adaptive pooling of the C*p*p unfolded values: [s, e)
+        s, e = (i * n) // dim, -((-(i + 1) * n) // dim)
+        for c in range(s // q, (e - 1) // q + 1): per[c].append((i, max(s, c * q) - c * q, min(e, (c + 1) * q) - c * q, 1 / (e - s)))
+    M = max(map(len, per))
+    w, out = torch.zeros(C, M, q, dtype=torch.float64), torch.full((C, M), -1)
+    for c, pieces in enumerate(per):
+        for m, (i, k0, k1, v) in enumerate(pieces): w[c, m, k0:k1], out[c, m] = v, i
+    return w.view(C * M, 1, p, p), out.view(-1)
+
+# %% ../nbs/03_backbone.ipynb #cec34132
+def _pool_neighbourhoods(f:torch.Tensor, # (B, C, h, w) one level
+                         dim:int, p:int)->torch.Tensor:
+    "`unfold(f, p, padding=p//2)` adaptive-average-pooled over its C*p*p values to `dim`, (B, dim, h, w), never unfolded."
+    w, out = _neighbourhood_weights(f.shape[1], p, dim)
+    y = F.conv2d(f, w.to(f.device, f.dtype), padding=p // 2, groups=f.shape[1])   # (B, C*M, h, w): every piece
+    if len(out) == dim and bool((out == torch.arange(dim)).all()): return y        # each window one piece, in order
+    keep = (out >= 0).nonzero()[:, 0].to(f.device)
+    return f.new_zeros(f.shape[0], dim, *f.shape[-2:]).index_add_(1, out.to(f.device)[keep], y.index_select(1, keep))
+
+# %% ../nbs/03_backbone.ipynb #cbad6ac3
 def _pool_features(u:torch.Tensor, # (B, n, L) 
                    dim:int)->torch.Tensor:
     "1-D adaptive average pooling of axis 1 to `dim` (windows floor(i*n/dim):ceil((i+1)*n/dim)); (B, dim, L)."
@@ -251,24 +292,28 @@ def _pool_features(u:torch.Tensor, # (B, n, L)
     if n % dim == 0: return u.view(B, dim, n // dim, L).mean(2)  # equal windows: a plain mean, several times faster
     return F.adaptive_avg_pool2d(u.unsqueeze(1), (dim, L)).squeeze(1)
 
-def aggregate_patch_features(feature_maps:list[torch.Tensor], # per level (B,C_l,H_l,W_l); the first sets the grid
-                             dim:int=1024, # length of the patch vector
-                             patch_size:int=3, # neighbourhood side (odd)
-                            )->tuple[torch.Tensor, tuple[int, int]]:
-    "Locally aware patch features (B, H*W, dim) on the first level's (H, W) grid."
+# %% ../nbs/03_backbone.ipynb #28be90f6
+def _check_maps(feature_maps, dim, patch_size):
+    "Raise `DataError` on arguments `aggregate_patch_features` cannot use."
     if not feature_maps: raise DataError("feature_maps: need at least one level")
     if not (isinstance(patch_size, int) and patch_size >= 1 and patch_size % 2 == 1):
         raise DataError(f"patch_size={patch_size!r}: expected an odd int >= 1")
     if not (isinstance(dim, int) and dim >= 1): raise DataError(f"dim={dim!r}: expected an int >= 1")
     if any(f.ndim != 4 for f in feature_maps) or len({f.shape[0] for f in feature_maps}) != 1:
         raise DataError(f"feature_maps: expected 4-D maps with one batch size, got {[tuple(f.shape) for f in feature_maps]}")
+
+# %% ../nbs/03_backbone.ipynb #786e413e
+def aggregate_patch_features(feature_maps:list[torch.Tensor], # per level (B,C_l,H_l,W_l); the first sets the grid
+                             dim:int=1024, # length of the patch vector
+                             patch_size:int=3, # neighbourhood side (odd)
+                            )->tuple[torch.Tensor, tuple[int, int]]:
+    "Locally aware patch features (B, H*W, dim) on the first level's (H, W) grid."
+    _check_maps(feature_maps, dim, patch_size)
     B, (H, W) = feature_maps[0].shape[0], feature_maps[0].shape[-2:]
     levels = []
     for f in feature_maps:
-        h, w = f.shape[-2:]
-        u = F.unfold(f, patch_size, padding=patch_size // 2) if patch_size > 1 else f.flatten(2)  # (B, C*p*p, h*w)
-        u = _pool_features(u, dim).view(B, dim, h, w)
-        if (h, w) != (H, W): u = F.interpolate(u, size=(H, W), mode='bilinear', align_corners=False)
+        u = _pool_neighbourhoods(f, dim, patch_size)   # (B, dim, h, w)
+        if u.shape[-2:] != (H, W): u = F.interpolate(u, size=(H, W), mode='bilinear', align_corners=False)
         levels.append(u.reshape(B, dim, H * W))
     x = _pool_features(torch.cat(levels, 1), dim)  # (B, L*dim, H*W), level-major -> (B, dim, H*W)
     return x.transpose(1, 2).contiguous(), (H, W)
@@ -286,6 +331,7 @@ def _image_of(item)->torch.Tensor:
 
 def _collate_images(items): return torch.stack([_image_of(it) for it in items])
 
+# %% ../nbs/03_backbone.ipynb #9d1e8405
 @dataclass
 class Features:
     "Cached patch features of a set of images, as `PatchFeatureExtractor.extract` and `ReConPatch.extract_features` give."
@@ -297,6 +343,7 @@ class Features:
     def n_images(self)->int: return len(self.features) // (self.grid[0] * self.grid[1])
     def __repr__(self): return f"Features({self.n_images} images x {self.grid} patches x {self.features.shape[1]}, {self.features.dtype}, {self.seconds:.1f} s)"
 
+# %% ../nbs/03_backbone.ipynb #51749bf8
 def _n_images(data)->int|None:
     "How many images `data` will yield, when that can be known up front."
     try:
@@ -326,34 +373,37 @@ class PatchFeatureExtractor:
             return aggregate_patch_features(self.backbone(images.to(p.device, p.dtype, non_blocking=True)),
                                             self.dim, self.patch_size)
 
-    def extract(self, data, # AnomalyDataset-like dataset, DataLoader, or (N,3,H,W) tensor
-                batch_size:int=8, # images per forward pass (ignored for a DataLoader)
-                device=None, # where the backbone runs; None: GPU when available
-                progress:bool=True, # tqdm progress bar
-                half:bool=False, # store float16 instead of float32
-                num_workers:int=0, # DataLoader workers for a dataset
-               )->Features:
-        "Patch features of all images, (N_images*H*W, dim) on the CPU, images in order, with their grid and seconds."
-        t0 = time.perf_counter()
-        device = get_device(device); self.backbone.to(device)
-        if isinstance(data, torch.Tensor):
-            if data.ndim == 3: data = data[None]
-            batches = data.split(batch_size)
-        elif isinstance(data, DataLoader): batches = data
-        else: batches = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                                   collate_fn=_collate_images, pin_memory=device.type == 'cuda')
-        n, dtype = _n_images(data), (torch.float16 if half else torch.float32)
-        if n == 0: raise DataError("extract: the dataset is empty")
-        out, extra, i, grid = None, [], 0, None
-        for batch in tqdm(batches, desc='patch features', disable=not progress):
-            f, g = self(_image_of(batch))
-            if grid is not None and g != grid: raise DataError(f"extract: images give grids {grid} and {g}; use one image size")
-            grid = g
-            f = f.reshape(-1, self.dim).to('cpu', dtype)
-            if out is None and n is not None: out = torch.empty(n * g[0] * g[1], self.dim, dtype=dtype)
-            if out is not None and i + len(f) <= len(out): out[i:i + len(f)] = f; i += len(f)
-            else: extra.append(f)
-        if grid is None: raise DataError("extract: the dataset yielded no images")
-        if out is None: out = torch.cat(extra)
-        elif extra or i < len(out): out = torch.cat([out[:i]] + extra)
-        return Features(out, tuple(grid), time.perf_counter() - t0)
+# %% ../nbs/03_backbone.ipynb #69ca3511
+def _batches(data, batch_size:int, pin:bool, num_workers:int):
+    "Batches of images: a tensor's splits, a DataLoader as it is, or a DataLoader over a dataset."
+    if isinstance(data, torch.Tensor): return data.split(batch_size)
+    if isinstance(data, DataLoader): return data
+    return DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate_images, pin_memory=pin)
+
+# %% ../nbs/03_backbone.ipynb #8f7e4ffe
+@patch
+def extract(self:PatchFeatureExtractor, data, # AnomalyDataset-like dataset, DataLoader, or (N,3,H,W) tensor
+            batch_size:int=8, # images per forward pass (ignored for a DataLoader)
+            device=None, # where the backbone runs; None: GPU when available
+            progress:bool=True, # tqdm progress bar
+            half:bool=False, # store float16 instead of float32
+            num_workers:int=0, # DataLoader workers for a dataset
+           )->Features:
+    "Patch features of all images, (N_images*H*W, dim) on the CPU, images in order, with their grid and seconds."
+    t0 = time.perf_counter()
+    device = get_device(device); self.backbone.to(device)
+    if isinstance(data, torch.Tensor) and data.ndim == 3: data = data[None]
+    n, dtype = _n_images(data), (torch.float16 if half else torch.float32)
+    if n == 0: raise DataError("extract: the dataset is empty")
+    out, extra, i, grid = None, [], 0, None
+    for batch in tqdm(_batches(data, batch_size, device.type == 'cuda', num_workers), desc='patch features', disable=not progress):
+        f, g = self(_image_of(batch))
+        if grid is not None and g != grid: raise DataError(f"extract: images give grids {grid} and {g}; use one image size")
+        grid, f = g, f.reshape(-1, self.dim).to('cpu', dtype)
+        if out is None and n is not None: out = torch.empty(n * g[0] * g[1], self.dim, dtype=dtype)
+        if out is not None and i + len(f) <= len(out): out[i:i + len(f)] = f; i += len(f)
+        else: extra.append(f)
+    if grid is None: raise DataError("extract: the dataset yielded no images")
+    if out is None: out = torch.cat(extra)
+    elif extra or i < len(out): out = torch.cat([out[:i]] + extra)
+    return Features(out, tuple(grid), time.perf_counter() - t0)
