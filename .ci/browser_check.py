@@ -16,17 +16,29 @@ FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-ne
 def free_port()->int:
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
+T0 = time.time()
+def log(*a): print(f'[{time.time() - T0:6.1f} s]', *a, flush=True)
+
 def start_lab(root:Path, port:int):
     env = {**os.environ, 'IN_TEST': '1'}  # the kernel inherits it: the small configuration
+    # Lab 4 renders only the cells near the viewport by default: render all, so every output can be inspected
+    sdir = root/'lab-settings'/'@jupyterlab'/'notebook-extension'; sdir.mkdir(parents=True)
+    (sdir/'tracker.jupyterlab-settings').write_text(json.dumps({'windowingMode': 'none'}))
     cmd = [sys.executable, '-m', 'jupyterlab', '--no-browser', '--ip=127.0.0.1', f'--port={port}', f'--ServerApp.root_dir={root}',
-           "--IdentityProvider.token=", "--ServerApp.password=", '--ServerApp.disable_check_xsrf=True', '--allow-root']
+           "--IdentityProvider.token=", "--ServerApp.password=", '--ServerApp.disable_check_xsrf=True', '--allow-root',
+           f'--LabApp.user_settings_dir={root/"lab-settings"}', f'--LabApp.workspaces_dir={root/"lab-workspaces"}']
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(root/'lab.log', 'w'))
     for _ in range(120):
         try: urllib.request.urlopen(f'http://127.0.0.1:{port}/api/status', timeout=2); return p
         except Exception: time.sleep(1)
     p.kill(); sys.exit(f'JupyterLab did not start; see {root}/lab.log')
 
-JS_CELLS = """return [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')].map(c => ({
+NB = '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook'   # the notebook in the current tab only
+def stop_kernels(port:int):
+    for k in json.load(urllib.request.urlopen(f'http://127.0.0.1:{port}/api/kernels')):
+        urllib.request.urlopen(urllib.request.Request(f'http://127.0.0.1:{port}/api/kernels/{k["id"]}', method='DELETE'))
+
+JS_CELLS = """return [...document.querySelectorAll('""" + NB + """ .jp-CodeCell')].map(c => ({
   src: c.querySelector('.jp-InputArea-editor').innerText,
   prompt: (c.querySelector('.jp-InputPrompt') || {innerText: ''}).innerText,
   out: c.querySelector('.jp-OutputArea').innerText,
@@ -40,17 +52,23 @@ def run_all(d, url:str, timeout:int)->list:
     d.get(url)
     t0 = time.time()
     while time.time() - t0 < 120:   # notebook open, kernel idle
-        if d.find_elements(By.CSS_SELECTOR, '.jp-Notebook .jp-CodeCell') and d.find_elements(By.XPATH, "//*[contains(text(),'Idle')]"): break
+        if d.find_elements(By.CSS_SELECTOR, NB + ' .jp-CodeCell') and d.find_elements(By.XPATH, "//*[contains(text(),'Idle')]"): break
         time.sleep(1)
+    else: log('notebook/kernel not ready after 120 s; trying anyway')
+    log(f'opened {url}: {len(d.find_elements(By.CSS_SELECTOR, NB + " .jp-CodeCell"))} code cells')
     d.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click()
     d.find_element(By.XPATH, "//div[contains(@class,'lm-Menu-itemLabel') and text()='Run All Cells']").click()
-    time.sleep(3)
+    log('Run All Cells clicked')
+    time.sleep(3); last = -1
     while time.time() - t0 < timeout:
         cells = d.execute_script(JS_CELLS)
-        if all(c['prompt'].strip() not in ('', '[ ]:') and '*' not in c['prompt'] for c in cells if c['src'].strip()): return cells
-        if any(c['errs'] for c in cells): return cells   # Run all stops at an error
+        todo = [i for i, c in enumerate(cells) if c['src'].strip() and (c['prompt'].strip() in ('', '[ ]:') or '*' in c['prompt'])]
+        if not todo: log('all cells ran'); return cells
+        if any(c['errs'] for c in cells): log('a cell shows a traceback: Run all stopped'); return cells
+        if todo[0] != last or int(time.time() - t0) % 30 < 2:
+            last = todo[0]; log(f'{len(cells) - len(todo)}/{len(cells)} cells done; waiting on cell {todo[0]}: {cells[todo[0]]["src"][:60]!r}')
         time.sleep(2)
-    return d.execute_script(JS_CELLS)
+    log(f'timed out after {timeout} s'); return d.execute_script(JS_CELLS)
 
 def check_cells(name:str, cells:list)->list[str]:
     bad = []
@@ -64,7 +82,7 @@ def check_explorer(d, name:str)->list[str]:
     "Type the lowest threshold into the slider's readout: the counts and the mask image must change."
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    boxes = [b for b in d.find_elements(By.CSS_SELECTOR, '.jp-OutputArea .widget-vbox') if b.find_elements(By.CSS_SELECTOR, '.widget-slider')]
+    boxes = [b for b in d.find_elements(By.CSS_SELECTOR, NB + ' .jp-OutputArea .widget-vbox') if b.find_elements(By.CSS_SELECTOR, '.widget-slider')]
     if not boxes: return [f'{name}: no explorer controls (slider) rendered']
     box = boxes[-1]
     if not box.find_elements(By.CSS_SELECTOR, '.widget-dropdown select'): return [f'{name}: explorer has no dropdowns']
@@ -73,7 +91,7 @@ def check_explorer(d, name:str)->list[str]:
         html = ' '.join(h.get_attribute('innerHTML') for h in box.find_elements(By.CSS_SELECTOR, '.widget-html-content'))
         imgs = [i.get_attribute('src') for i in box.find_elements(By.CSS_SELECTOR, 'img')]
         return html, imgs
-    before = state()
+    before = state(); log('typing a threshold into the slider readout')
     if not before[1]: return [f'{name}: explorer shows no image']
     readout = box.find_element(By.CSS_SELECTOR, '.widget-readout')
     readout.click(); readout.send_keys(Keys.CONTROL, 'a'); readout.send_keys('-1000000' + Keys.ENTER)
@@ -101,7 +119,7 @@ def main():
             if c['cell_type'] == 'code': c['outputs'], c['execution_count'] = [], None
         nb['metadata'].pop('widgets', None)
         if a.brk: nb['cells'].append(dict(cell_type='code', metadata={}, outputs=[], execution_count=None,
-                                        source='from reconpatch_nb import visual\nvisual.Figure(figsize=(2, 2))  # renders as text'))
+                                        source='from reconpatch_nb import visual\nrepr(visual.Figure(figsize=(2, 2)))  # the figure shown as text, no image'))
         (root/n).write_text(json.dumps(nb))
     port = free_port(); lab = start_lab(root, port)
     opts = webdriver.ChromeOptions(); opts.binary_location = shutil.which('chromium') or '/usr/bin/chromium'
@@ -111,7 +129,7 @@ def main():
     try:
         for n in a.paths:
             t0 = time.time()
-            cells = run_all(d, f'http://127.0.0.1:{port}/lab/tree/{n}', a.timeout)
+            cells = run_all(d, f'http://127.0.0.1:{port}/lab/workspaces/{Path(n).stem}/tree/{n}?reset', a.timeout)
             bad = check_cells(n, cells) + check_explorer(d, n)
             if a.screens:
                 Path(a.screens).mkdir(parents=True, exist_ok=True); d.save_screenshot(str(Path(a.screens)/f'{Path(n).stem}.png'))
@@ -119,6 +137,7 @@ def main():
             if bad: n_fail += 1
             else: n_ok += 1; print(f'PASS {n}: {len(cells)} cells, {sum(c["imgs"] > 0 for c in cells)} with images ({time.time() - t0:.0f} s)')
             d.execute_script("window.onbeforeunload = null")
+            stop_kernels(port)   # free the CPU for the next notebook
     finally:
         d.quit(); lab.terminate(); lab.wait(30)
     print(f'{n_ok} passed, {n_fail} failed')
