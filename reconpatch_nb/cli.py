@@ -19,7 +19,7 @@ def __getattr__(name:str):
         from reconpatch_nb import runs; return getattr(runs, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-# %% ../nbs/12_cli.ipynb #950c5480
+# %% ../nbs/12_cli.ipynb #35622559
 def _num(kind, lo=None, hi=None, open_lo=False):
     "An argparse type: a `kind` (int or float) number in [lo, hi] ((lo, hi] with `open_lo`); else a message with the range."
     rng = f" in {'(' if open_lo else '['}{lo}, {hi}]" if hi is not None else f" {'>' if open_lo else '>='} {lo}" if lo is not None else ''
@@ -36,6 +36,7 @@ def _layer(s:str):
     if s.isdigit() or s.replace('.', '_').isidentifier(): return int(s) if s.isdigit() else s
     raise argparse.ArgumentTypeError(f"expected a layer name (e.g. layer2) or a timm feature index (e.g. 2), got {s!r}")
 
+# %% ../nbs/12_cli.ipynb #665dc5af
 class _Parser(argparse.ArgumentParser):
     "Errors as one line, `reconpatch fit: error: argument --epochs: ...` (exit 2), without the usage block."
     def error(self, message): print(f"{self.prog}: error: {message}", file=sys.stderr); sys.exit(2)
@@ -47,6 +48,7 @@ def _model_kwargs(a)->dict:
     if getattr(a, 'image_size', None): kw['crop'], kw['resize'] = a.image_size, int(round(a.image_size * 256 / 224))
     return kw
 
+# %% ../nbs/12_cli.ipynb #046050a8
 def cmd_make_data(a):
     from reconpatch_nb.synthetic import make_synthetic_dataset; from reconpatch_nb.data import list_categories
     root = make_synthetic_dataset(a.out, categories=a.categories, seed=a.seed, size=a.size, overwrite=a.overwrite,
@@ -59,8 +61,7 @@ def cmd_fit(a):
     print(fit_to_file(a.method, a.out, a.data, a.category, a.format, a.normal, a.defective, a.masks, a.pretrained is not False,
                       a.device, **_model_kwargs(a))[1])
 
-def cmd_test(a):
-    from reconpatch_nb.runs import test_model; print(test_model(a.model, a.data, a.category, a.format, a.json, a.figures, a.device))
+def cmd_test(a): from reconpatch_nb.runs import test_model; print(test_model(a.model, a.data, a.category, a.format, a.json, a.figures, a.device))
 
 def cmd_predict(a):
     from reconpatch_nb.runs import load_detector, predict_images; rows, skipped = predict_images(load_detector(a.model, a.device), a.images, a.out)
@@ -78,13 +79,13 @@ def cmd_demo(a):
     run_demo(out, a.data, a.categories, a.methods, pretrained=a.pretrained, device=a.device, seeds=a.seeds, **_model_kwargs(a))
     print((out/'results.md').read_text() + f"\ndemo done in {time.time() - t0:.0f} s: table {out/'results.md'}, figures {out/'figures'}, models {out/'models'}")
 
-# %% ../nbs/12_cli.ipynb #856ca04a
+# %% ../nbs/12_cli.ipynb #f3e6ab2b
 class _Help(argparse.HelpFormatter):
     "Fills `{key}` in help texts from the model's `DEFAULTS` (imported only when help is shown)."
     def _get_help_string(self, action): from reconpatch_nb.model import DEFAULTS; return action.help.format(**DEFAULTS) if '{' in (action.help or '') else action.help
 
-def _model_args(s, seeds=False):
-    arg = s.add_argument
+def _model_args(arg, seeds=False):
+    "Add the model's flags with `arg` (a subparser's `add_argument`)."
     arg('--backbone', help="torchvision name or timm/<name> (default {backbone})"); arg('--weights', help='local state dict file for the backbone')
     arg('--pretrained', action=argparse.BooleanOptionalAction, default=None, help='ImageNet weights (--no-pretrained: random init)')
     arg('--layers', nargs='+', type=_layer, help='backbone levels: names (layer2 layer3) or timm indices (2 3) (default {layers})')
@@ -116,24 +117,23 @@ def build_parser()->argparse.ArgumentParser:
     arg('--seed', type=_num(int, 0), default=0, help='seed of the generator (default 0)'); s.set_defaults(func=cmd_make_data)
     s = add('demo', 'synthetic data -> fit ReConPatch and PatchCore -> metrics and heatmaps'); arg = s.add_argument
     arg('--out', default='reconpatch_demo', help='results folder'); arg('--data', help='synthetic data folder (default OUT/data)')
-    arg('--categories', nargs='+', help='synthetic categories'); arg('--methods', **methods); _model_args(s, seeds=True); s.set_defaults(func=cmd_demo)
+    arg('--categories', nargs='+', help='synthetic categories'); arg('--methods', **methods); _model_args(arg, seeds=True); s.set_defaults(func=cmd_demo)
     s = add('fit', 'fit one category (--data --category) or your own folders (--normal [--defective --masks]); save the model')
     _data_args(s, required=False); arg = s.add_argument; arg('--out', required=True, help='model file to write (replaced, with a warning)')
     arg('--normal', help='your folder of good images'); arg('--defective', help='your defective images: 20 %% of the good ones are held out and tested with them')
     arg('--masks', help='masks of the defective images'); arg('--method', default='reconpatch', choices=METHODS, help='default reconpatch')
-    _model_args(s); s.set_defaults(func=cmd_fit)
+    _model_args(arg); s.set_defaults(func=cmd_fit)
     s = add('test', 'evaluate a saved model on a category'); arg = s.add_argument
     arg('--model', required=True, help='model file'); _data_args(s); arg('--json', help='write the metrics as JSON')
     arg('--figures', help='folder for PNG figures'); arg('--device', help='cpu, cuda or cuda:N'); s.set_defaults(func=cmd_test)
     s = add('predict', 'score images and write heatmaps; an unreadable image is reported and skipped (exit status 1)'); arg = s.add_argument
-    arg('--model', required=True, help='model file'); arg('images', nargs='+', help='image files')
+    arg('--model', required=True, help='model file'); arg('images', nargs='+', help='image files'); s.set_defaults(func=cmd_predict)
     arg('--out', required=True, help='folder for <name>_heatmap.png and scores.json'); arg('--device', help='cpu, cuda or cuda:N')
-    s.set_defaults(func=cmd_predict)
     s = add('benchmark', 'fit and test every category, method and seed; write the table'); arg = s.add_argument
     _data_args(s, category=False); arg('--categories', nargs='+', help='default: all under --data'); arg('--methods', **methods)
     arg('--dataset', choices=['mvtec', 'btad', 'visa', 'other'], default=None,
         help="the dataset's name, to print the paper's numbers beside (default: mvtec/btad when --data holds all its categories)")
-    arg('--out', required=True, help='results folder'); _model_args(s, seeds=True); s.set_defaults(func=cmd_benchmark)
+    arg('--out', required=True, help='results folder'); _model_args(arg, seeds=True); s.set_defaults(func=cmd_benchmark)
     return p
 
 def main(argv:list|None=None):
