@@ -138,10 +138,19 @@ def fit_worker(a):
     m = ReConPatch(method, device='cpu', progress=False, backbone=a.fit_backbone, pretrained=False,
                    resize=int(round(a.image_size * 256 / 224)), crop=a.image_size)
     rss0 = proc_status_mb('VmRSS')        # imports, data set opened, nothing built yet
+    # fit's `measure` resets VmHWM at every stage, so VmHWM after the fit is only its last stage's peak: sample VmRSS too
+    import threading
+    peak, done = [rss0], threading.Event()
+    def sample():
+        while not done.wait(0.01): peak[0] = max(peak[0], proc_status_mb('VmRSS'))
+    th = threading.Thread(target=sample, daemon=True); th.start()
     t = time.perf_counter(); m.fit(train); sec = time.perf_counter() - t
+    done.set(); th.join()
     stages = {k: v['seconds'] for k, v in getattr(m, 'timings', {}).items() if isinstance(v, dict) and 'seconds' in v}
-    print('RESULT ' + json.dumps(dict(method=method, n=n_train, seconds=sec, stages=stages, rss_imports_mb=rss0,
-                                      peak_mb=proc_status_mb('VmHWM'), bank=list(m.bank.shape))), flush=True)
+    peaks = {k: v['peak_rss_mb'] - rss0 for k, v in getattr(m, 'timings', {}).items() if isinstance(v, dict) and v.get('peak_rss_mb')}
+    print('RESULT ' + json.dumps(dict(method=method, n=n_train, seconds=sec, stages=stages, stage_peaks_mb=peaks, rss_imports_mb=rss0,
+                                      peak_mb=max(peak[0], proc_status_mb('VmHWM'), *(rss0 + v for v in peaks.values())),
+                                      bank=list(m.bank.shape))), flush=True)
 
 def run_fit(a, method, n_train):
     "One whole fit in a fresh process (clean peak RSS, no caches shared between fits)."
@@ -175,7 +184,10 @@ def bench_fit(a, results):
         if n >= 400 or n == max(a.fit_sizes):
             worst = max((r['peak_mb'] - r['rss_imports_mb']) / feat_mb for rs in runs.values() for r in rs)
             results.append((f'(peak RSS - imports) / features ({feat_mb:.0f} MB), {n}-image fit, worst method', worst, 1.3))
-    print(f'features: {feat_mb:.0f} MB at the largest size; peak RSS = VmHWM after the fit, imports = VmRSS before it')
+        for meth, rs in runs.items():
+            pk = rs[-1].get('stage_peaks_mb', {})
+            if pk: print(f"{n} images, {meth}: peak RSS - imports per stage (MB): " + ', '.join(f'{k} {v:.0f}' for k, v in pk.items()))
+    print(f'features: {feat_mb:.0f} MB at the largest size; peak RSS = max of VmRSS sampled every 10 ms, of each stage\'s VmHWM and of VmHWM after the fit; imports = VmRSS before it')
 
 def bench_predict(a, results):
     "Warm `predict` on a batch of 8 against the bare backbone forward, at 1 % and 10 % banks, and where predict's time goes."
