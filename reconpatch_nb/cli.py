@@ -13,11 +13,6 @@ __all__ = ['METHODS', 'cmd_make_data', 'cmd_fit', 'cmd_test', 'cmd_predict', 'cm
 # %% ../nbs/12_cli.ipynb #b8ae7b09
 METHODS = ('reconpatch', 'patchcore', 'untrained')   # = model.METHODS (tested), here so that --help imports no model
 
-def __getattr__(name:str):
-    "Names that moved to `reconpatch_nb.runs`, still importable from here."
-    if name in ('detect_format', 'open_dataset', 'resolve_pretrained', 'fit_with_fallback', 'save_figures', 'run_benchmark'):
-        from reconpatch_nb import runs; return getattr(runs, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # %% ../nbs/12_cli.ipynb #35622559
 def _num(kind, lo=None, hi=None, open_lo=False):

@@ -16,8 +16,8 @@ from fastcore.basics import patch
 from .core import DataError, ReConPatchError, get_device
 
 # %% auto #0
-__all__ = ['image_scores_from_patches', 'coreset_size', 'random_projection', 'greedy_coreset', 'NearestNeighbours',
-           'patch_scores', 'image_scores', 'gaussian_kernel1d', 'gaussian_blur', 'anomaly_map']
+__all__ = ['coreset_size', 'random_projection', 'greedy_coreset', 'NearestNeighbours', 'patch_scores', 'image_scores',
+           'gaussian_kernel1d', 'gaussian_blur', 'anomaly_map']
 
 # %% ../nbs/07_memory_bank.ipynb #192fcc79
 def coreset_size(n:int,       # number of features
@@ -264,8 +264,6 @@ def image_scores(scores:Tensor,                 # (B, P) or (B, H, W) patch scor
     d_star = (q - bank[star]).norm(dim=-1)
     w = 1 - torch.exp(d_star - torch.logsumexp(d, dim=1))
     return w.to(smax.device) * smax
-
-image_scores_from_patches = image_scores
 
 # %% ../nbs/07_memory_bank.ipynb #b0ff32cf
 def gaussian_kernel1d(sigma:float, radius:int)->Tensor:
