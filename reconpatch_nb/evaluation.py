@@ -424,13 +424,3 @@ def evaluate(model,                      # has predict(images) -> (scores (B,), 
     met.update(n_images=int(y.size), n_defect=int(y.sum()), seconds=time.perf_counter() - t0)
     ev.metrics = met
     return ev
-
-# %% ../nbs/09_evaluation.ipynb #08bcf087
-_MOVED = ('benchmark', 'results_markdown', 'save_table', 'PAPER_RESULTS', 'ROW_METRICS')
-
-def __getattr__(name:str):
-    "Names that moved to `reconpatch_nb.runs`, still importable from here."
-    if name in _MOVED:
-        from reconpatch_nb import runs
-        return getattr(runs, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
