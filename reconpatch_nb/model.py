@@ -321,7 +321,7 @@ def loo_knn(bank:torch.Tensor, # (M, D) memory bank
             query_images:torch.Tensor, # (Q,) the image each query came from
             k:int=1, # neighbours per query
             device=None, # where to compute (None: the GPU when present)
-            max_elems:int=2**24, # distances computed at a time (64 MB of float32)
+            max_elems:int=2**22, # distances computed at a time (16 MB of float32: bounded temporaries, no slower)
             spare:torch.Tensor|None=None, # (M, D) stand-ins: row j is searched only by queries from image `bank_images[j]`
            )->tuple[torch.Tensor, torch.Tensor]: # exact L2 distances (Q, k) and indices (Q, k) into `cat(bank, spare)`, on the CPU
     "Exact k nearest bank vectors of each query among those *not* from the query's own image (leave-one-image-out)."
@@ -339,7 +339,7 @@ def nearest_other_image(queries:torch.Tensor, # (Q, D) vectors, e.g. the bank
                         query_images:torch.Tensor, # (Q,) the image each came from
                         database:torch.Tensor, # (n_img * P, D) all training patches, images in order
                         n_patches:int, # P
-                        device=None, max_elems:int=2**24)->torch.Tensor: # (Q,) row indices into `database`
+                        device=None, max_elems:int=2**22)->torch.Tensor: # (Q,) row indices into `database`
     "The nearest `database` row from another image than the query's, streaming over `database` in chunks (no copy of it)."
     dev = get_device(device)
     q, qi = queries.to(dev, torch.float32), query_images.to(dev).long()
