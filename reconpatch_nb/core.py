@@ -12,7 +12,7 @@ import torch
 
 # %% auto #0
 __all__ = ['IN_TEST', 'ReConPatchError', 'DataError', 'WeightsUnavailableError', 'ModelFileError', 'get_device',
-           'seed_everything', 'atomic_write_bytes', 'atomic_torch_save', 'peak_rss_mb', 'measure']
+           'seed_everything', 'atomic_write_bytes', 'atomic_torch_save', 'count_nonfinite', 'peak_rss_mb', 'measure']
 
 # %% ../nbs/00_core.ipynb #0c2f7f55
 IN_TEST = bool(os.environ.get('IN_TEST'))
@@ -74,6 +74,15 @@ def atomic_torch_save(obj, # anything `torch.save` accepts
     "`torch.save` that never leaves a half-written file behind."
     buf = io.BytesIO(); torch.save(obj, buf)
     return atomic_write_bytes(path, buf.getvalue())
+
+# %% ../nbs/00_core.ipynb #728eff8d
+def count_nonfinite(x:torch.Tensor, # any shape; checked along the first dimension, a chunk of rows at a time
+                    max_elems:int=2**22, # values checked at a time (2**22: 16 MB of float32)
+                   )->int:
+    "The number of NaN/inf values in `x`, counted in chunks (bounded temporaries)."
+    if x.ndim == 0 or len(x) == 0: return int((~torch.isfinite(x)).sum())
+    rows = max(1, max_elems // max(1, x[0].numel()))
+    return sum(int((~torch.isfinite(x[i:i + rows])).sum()) for i in range(0, len(x), rows))
 
 # %% ../nbs/00_core.ipynb #705a770b
 def peak_rss_mb(reset:bool=False, # reset the peak afterwards (Linux only)

@@ -13,7 +13,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 import faiss
 from fastcore.basics import patch
-from .core import DataError, ReConPatchError, get_device
+from .core import DataError, ReConPatchError, count_nonfinite, get_device
 
 # %% auto #0
 __all__ = ['coreset_size', 'random_projection', 'greedy_coreset', 'NearestNeighbours', 'patch_scores', 'image_scores',
@@ -59,11 +59,16 @@ def _num_threads(n:int|None):
     try: yield
     finally: torch.set_num_threads(old)
 
+# %% ../nbs/07_memory_bank.ipynb #ffd9e22b
+def _sq_norms(p:Tensor, rows:int=32768)->Tensor:
+    "Squared row norms `(p * p).sum(1)`, a chunk of rows at a time (no temporary the size of `p`)."
+    return torch.cat([(x * x).sum(1) for x in p.split(rows)]) if len(p) else p.new_zeros(0)
+
 # %% ../nbs/07_memory_bank.ipynb #f7f04c98
 def _greedy_dense(p:Tensor, n:int, start:int, pbar)->Tensor:
     "k-centre greedy on all points each step (GPU friendly: no host synchronisation in the loop)."
     N, dev = p.shape[0], p.device
-    sq = (p * p).sum(1)
+    sq = _sq_norms(p)
     d = torch.full((N,), float('inf'), device=dev)
     buf = torch.empty(N, device=dev)
     idx = torch.empty(n, dtype=torch.long, device=dev)
@@ -83,7 +88,7 @@ def _greedy_dense(p:Tensor, n:int, start:int, pbar)->Tensor:
 def _greedy_lazy(p:Tensor, n:int, start:int, pbar, block:int=512, cols:int=1024)->Tensor:
     "k-centre greedy that refreshes only the block that may hold the farthest point (CPU friendly)."
     N, D = p.shape
-    sq = (p * p).sum(1)
+    sq = _sq_norms(p)
     d = torch.full((N,), float('inf'), device=p.device)
     nb = -(-N // block)
     bound = np.full(nb, np.inf)             # upper bound of d in each block
@@ -132,7 +137,7 @@ def greedy_coreset(features:Tensor,        # (N, D) features, float32 or float16
     elif not 0 <= start < N: raise ValueError(f"start: expected an index in [0, {N}), got {start}")
     device = get_device(device)
     p = random_projection(features, proj_dim, seed=seed, device=device, batch=batch)
-    if not bool(torch.isfinite(p).all()): raise DataError("features: contain NaN or infinite values")
+    if count_nonfinite(p): raise DataError("features: contain NaN or infinite values")   # chunked: bounded temporaries
     if lazy is None: lazy = device.type == 'cpu'
     with torch.no_grad(), tqdm(total=n, desc='coreset', disable=not progress, leave=False) as pbar:
         if not lazy: return _greedy_dense(p, n, start, pbar)

@@ -12,7 +12,7 @@ from torch import nn, Tensor
 from tqdm.auto import tqdm
 from adamp import AdamP
 from fastcore.basics import patch
-from .core import DataError, ReConPatchError, get_device
+from .core import DataError, ReConPatchError, count_nonfinite, get_device
 from .similarities import combined_similarity
 from .loss import relaxed_contrastive_loss
 
@@ -159,7 +159,7 @@ def reconpatch_step(net:ReConPatchNet, # online network, trained
 
 # %% ../nbs/06_training.ipynb #a486873f
 def _check_features(features, # (N, D) patches: a float tensor or a numpy array (not copied)
-                    chunk:int=65536, # rows checked for NaN/inf at a time
+                    max_elems:int=2**22, # values checked for NaN/inf at a time (`count_nonfinite`)
                    )->Tensor:
     "`features` as a tensor, checked: 2-D, float, finite (counted in chunks: bounded temporaries)."
     if isinstance(features, np.ndarray): features = torch.from_numpy(features)
@@ -167,7 +167,7 @@ def _check_features(features, # (N, D) patches: a float tensor or a numpy array 
         raise DataError("features must be a 2-D float tensor (N patches, D), got "
                         f"{tuple(features.shape) if hasattr(features, 'shape') else type(features).__name__}"
                         f"{'' if not isinstance(features, Tensor) else ' ' + str(features.dtype)}")
-    bad = sum(int((~torch.isfinite(features[i:i + chunk])).sum()) for i in range(0, len(features), chunk))  # bounded temporaries
+    bad = count_nonfinite(features, max_elems)   # bounded temporaries
     if bad: raise DataError(f"features contain {bad} NaN/inf values: check the images and the backbone")
     return features
 
