@@ -195,7 +195,7 @@ def _build_index(self:NearestNeighbours):
         self.index = index
     else:
         self.index = self.bank.to('cuda' if self.on_gpu else 'cpu')
-        self._sq = (self.index * self.index).sum(1)
+        self._sq = _sq_norms(self.index)
 
 # %% ../nbs/07_memory_bank.ipynb #957fe461
 @patch

@@ -15,7 +15,7 @@ from .core import (DataError, ModelFileError, ReConPatchError, atomic_torch_save
                                 seed_everything)
 from .backbone import Backbone, Features, PatchFeatureExtractor, backbone_normalization
 from .training import ReConPatchNet, TrainConfig, train_reconpatch
-from .memory_bank import NearestNeighbours, anomaly_map, greedy_coreset, image_scores, patch_scores
+from .memory_bank import NearestNeighbours, _sq_norms, anomaly_map, greedy_coreset, image_scores, patch_scores
 from .data import IMAGENET_MEAN, IMAGENET_STD, AnomalyDataset, Sample, check_normalization
 from .evaluation import percentile_threshold
 
@@ -328,7 +328,7 @@ def loo_knn(bank:torch.Tensor, # (M, D) memory bank
     dev = get_device(device)
     bank_d, bimg = bank.to(dev, torch.float32), bank_images.to(dev).long()
     if spare is not None: bank_d = torch.cat([bank_d, spare.to(dev, torch.float32)])
-    sq, step = (bank_d * bank_d).sum(1), max(1, max_elems // len(bank_d))
+    sq, step = _sq_norms(bank_d), max(1, max_elems // len(bank_d))
     out = [_masked_knn(queries[a:a + step].to(dev, torch.float32), query_images[a:a + step].to(dev).long(), bank_d, sq, bimg,
                        k, spare is not None) for a in range(0, len(queries), step)]
     return torch.cat([d for d, _ in out]), torch.cat([i for _, i in out])
