@@ -453,11 +453,6 @@ def _check_resume(out:Path, settings:dict, fingerprint:str|None=None):
                                  f"use another output folder or the same settings")
 
 # %% ../nbs/11a_runs.ipynb #5ecb8ff5
-def _features(model:ReConPatch, train):
-    "`model.extract_features(train)` with the seconds it took, in a form `fit(features=...)` accepts."
-    t = time.perf_counter(); f = model.extract_features(train)
-    return (*f, time.perf_counter() - t) if isinstance(f, tuple) and len(f) == 2 else f
-
 def run_benchmark(data:str|Path, # dataset root
                   categories:list|None, methods:list, # what to fit (categories None: all under `data`)
                   out:str|Path, # results folder: models/, metrics/, figures/, results.{md,csv,json}
@@ -484,7 +479,7 @@ def run_benchmark(data:str|Path, # dataset root
         k, mkw = (category, seed if random else None), {**kw, 'seed': seed}
         if k not in cache:
             cache.clear(); m = ReConPatch(method, device=device, progress=progress, pretrained=pretrained, **mkw)
-            cache[k] = _features(m, train); sha[k] = weight_fingerprint(m.extractor.backbone)
+            cache[k] = m.extract_features(train); sha[k] = weight_fingerprint(m.build_extractor().backbone)
             if resume: _check_resume(out, settings, sha[k] if not random else None)
         model = fit_with_fallback(method, train, pretrained, device=device, progress=progress, features=cache[k], **mkw)
         last['weights_sha'] = sha[k]   # read by describe, which runs right after this fit
