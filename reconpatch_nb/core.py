@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #275c0ef5
 from __future__ import annotations
-import io, os, random, resource, sys, tempfile, time
+import ctypes, io, os, random, resource, sys, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -12,7 +12,8 @@ import torch
 
 # %% auto #0
 __all__ = ['IN_TEST', 'ReConPatchError', 'DataError', 'WeightsUnavailableError', 'ModelFileError', 'get_device',
-           'seed_everything', 'atomic_write_bytes', 'atomic_torch_save', 'count_nonfinite', 'peak_rss_mb', 'measure']
+           'seed_everything', 'atomic_write_bytes', 'atomic_torch_save', 'count_nonfinite', 'peak_rss_mb', 'measure',
+           'release_memory']
 
 # %% ../nbs/00_core.ipynb #0c2f7f55
 IN_TEST = bool(os.environ.get('IN_TEST'))
@@ -77,12 +78,16 @@ def atomic_torch_save(obj, # anything `torch.save` accepts
 
 # %% ../nbs/00_core.ipynb #728eff8d
 def count_nonfinite(x:torch.Tensor, # any shape; checked along the first dimension, a chunk of rows at a time
-                    max_elems:int=2**22, # values checked at a time (2**22: 16 MB of float32)
+                    max_elems:int=2**22, # values per chunk (2**22: 16 MB of float32)
                    )->int:
-    "The number of NaN/inf values in `x`, counted in chunks (bounded temporaries)."
+    "The number of NaN/inf values in `x`, by chunks; a chunk without any costs a min/max only (no temporaries)."
+    if not x.is_floating_point(): return 0
     if x.ndim == 0 or len(x) == 0: return int((~torch.isfinite(x)).sum())
-    rows = max(1, max_elems // max(1, x[0].numel()))
-    return sum(int((~torch.isfinite(x[i:i + rows])).sum()) for i in range(0, len(x), rows))
+    rows, bad = max(1, max_elems // max(1, x[0].numel())), 0
+    for i in range(0, len(x), rows):
+        if not torch.isfinite(torch.stack(torch.aminmax(x[i:i + rows]))).all(): bad += int((~torch.isfinite(x[i:i + rows])).sum())
+    return bad
+
 
 # %% ../nbs/00_core.ipynb #705a770b
 def peak_rss_mb(reset:bool=False, # reset the peak afterwards (Linux only)
@@ -112,3 +117,12 @@ def measure(record:dict, # receives record[name] = {'seconds', 'peak_rss_mb', 'p
     finally:
         record[name] = dict(seconds=round(time.perf_counter() - t0, 3), peak_rss_mb=round(peak_rss_mb(), 1),
                             peak_gpu_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None)
+
+# %% ../nbs/00_core.ipynb #c82e1083
+def release_memory()->bool:
+    "Return the heap's free pages to the OS (glibc `malloc_trim`); False where the C library has no such call."
+    try: trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError): return False
+    trim(0)
+    return True
+

@@ -60,9 +60,12 @@ def _num_threads(n:int|None):
     finally: torch.set_num_threads(old)
 
 # %% ../nbs/07_memory_bank.ipynb #ffd9e22b
-def _sq_norms(p:Tensor, rows:int=32768)->Tensor:
-    "Squared row norms `(p * p).sum(1)`, a chunk of rows at a time (no temporary the size of `p`)."
-    return torch.cat([(x * x).sum(1) for x in p.split(rows)]) if len(p) else p.new_zeros(0)
+def _sq_norms(p:Tensor, max_elems:int=2**20)->Tensor:
+    "Squared row norms `(p * p).sum(1)`, about `max_elems` values at a time (a 4 MB temporary, reused)."
+    out, rows = p.new_empty(len(p)), max(1, max_elems // max(1, p.shape[-1]))
+    for s in range(0, len(p), rows): torch.sum(p[s:s + rows] * p[s:s + rows], 1, out=out[s:s + rows])
+    return out
+
 
 # %% ../nbs/07_memory_bank.ipynb #f7f04c98
 def _greedy_dense(p:Tensor, n:int, start:int, pbar)->Tensor:
@@ -94,6 +97,7 @@ def _greedy_lazy(p:Tensor, n:int, start:int, pbar, block:int=512, cols:int=1024)
     bound = np.full(nb, np.inf)             # upper bound of d in each block
     seen = np.zeros(nb, dtype=np.int64)     # centres already applied to each block
     c, csq = torch.empty(n, D, device=p.device), torch.empty(n, device=p.device)
+    buf, near = torch.empty(block * cols, device=p.device), torch.empty(block, device=p.device)  # reused: no per-step allocation
     idx = np.empty(n, dtype=np.int64)
     j = start
     for t in range(n):
@@ -104,13 +108,15 @@ def _greedy_lazy(p:Tensor, n:int, start:int, pbar, block:int=512, cols:int=1024)
             b = int(bound.argmax()); lo, hi = b * block, min(N, (b + 1) * block)
             db = d[lo:hi]
             if seen[b] == t + 1: j = lo + int(db.argmax()); break
-            x = p[lo:hi]
+            x, m = p[lo:hi], near[:hi - lo]
             for s in range(int(seen[b]), t + 1, cols):   # pending centres, `cols` at a time
                 e = min(t + 1, s + cols)
-                m = torch.addmm(csq[None, s:e], x, c[s:e].T, alpha=-2.).amin(1).add_(sq[lo:hi])
+                dots = torch.addmm(csq[None, s:e], x, c[s:e].T, alpha=-2., out=buf[:(hi - lo) * (e - s)].view(hi - lo, e - s))
+                torch.amin(dots, 1, out=m).add_(sq[lo:hi])
                 torch.minimum(db, m, out=db)
             seen[b] = t + 1; bound[b] = float(db.max())
     return torch.from_numpy(idx)
+
 
 # %% ../nbs/07_memory_bank.ipynb #44e30af1
 def greedy_coreset(features:Tensor,        # (N, D) features, float32 or float16, CPU or GPU

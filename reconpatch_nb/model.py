@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from tqdm.auto import tqdm
 import reconpatch_nb
 from .core import (DataError, ModelFileError, ReConPatchError, atomic_torch_save, get_device, measure,
-                                seed_everything)
+                                release_memory, seed_everything)
 from .backbone import Backbone, Features, PatchFeatureExtractor, backbone_normalization
 from .training import ReConPatchNet, TrainConfig, train_reconpatch
 from .memory_bank import NearestNeighbours, _sq_norms, anomaly_map, greedy_coreset, image_scores, patch_scores
@@ -304,14 +304,23 @@ def _calibration_images(n:int, cap:int, seed:int)->list[int]:
 
 # %% ../nbs/08_model.ipynb #1210a2a4
 def _masked_knn(x:torch.Tensor, qi:torch.Tensor, # (q, D) queries and the image of each
-                bank:torch.Tensor, sq:torch.Tensor, bimg:torch.Tensor, # (M', D) vectors searched, their squared norms, (M,) images
-                k:int, spare:bool)->tuple: # `bank` is cat(bank, stand-ins) when `spare`
-    "Exact L2 distances (q, k) and indices (q, k) on the CPU of the k nearest `bank` rows not from the query's image."
-    same = qi[:, None] == bimg[None]
-    if spare: same = torch.cat([same, ~same], 1)   # a stand-in serves only the image it stands in for
-    d2 = torch.addmm(sq[None], x, bank.T, alpha=-2.).masked_fill_(same, float('inf'))
-    i = d2.topk(k, dim=1, largest=False).indices
-    return (x[:, None] - bank[i]).norm(dim=-1).cpu(), i.cpu()   # exact, not |q|^2 - 2q.m + |m|^2
+                bank:torch.Tensor, sq:torch.Tensor, bimg:torch.Tensor, # (M, D) bank, its squared norms, the image of each row
+                k:int, # neighbours, at most M
+                spare:torch.Tensor|None=None, spare_sq:torch.Tensor|None=None, # (M, D) stand-ins and their squared norms
+               )->tuple: # distances (q, k), indices (q, k) into cat(bank, spare), on the CPU
+    "Exact L2 distances and indices of the k nearest rows not from the query's image; stand-in `j` only for image `bimg[j]`."
+    d2 = torch.addmm(sq[None], x, bank.T, alpha=-2.).masked_fill_(qi[:, None] == bimg[None], float('inf'))
+    v, i = d2.topk(k, dim=1, largest=False)
+    rows = torch.isin(bimg, qi).nonzero()[:, 0] if spare is not None else bimg[:0]   # stand-ins of these queries' images
+    if len(rows):
+        ds = torch.addmm(spare_sq[rows][None], x, spare[rows].T, alpha=-2.).masked_fill_(qi[:, None] != bimg[rows][None], float('inf'))
+        vs, js = ds.topk(min(k, len(rows)), dim=1, largest=False)
+        v, pos = torch.cat([v, vs], 1).topk(k, dim=1, largest=False)
+        i = torch.cat([i, len(bank) + rows[js]], 1).gather(1, pos)
+    near = bank[i.clamp(max=len(bank) - 1)]
+    if len(rows): near = torch.where((i >= len(bank))[..., None], spare[(i - len(bank)).clamp(min=0)], near)
+    return (x[:, None] - near).norm(dim=-1).cpu(), i.cpu()   # exact, not |q|^2 - 2q.m + |m|^2
+
 
 # %% ../nbs/08_model.ipynb #006d69a4
 @torch.no_grad()
@@ -319,19 +328,21 @@ def loo_knn(bank:torch.Tensor, # (M, D) memory bank
             bank_images:torch.Tensor, # (M,) the image each bank vector came from
             queries:torch.Tensor, # (Q, D) query vectors
             query_images:torch.Tensor, # (Q,) the image each query came from
-            k:int=1, # neighbours per query
+            k:int=1, # neighbours per query, at most M
             device=None, # where to compute (None: the GPU when present)
-            max_elems:int=2**22, # distances computed at a time (16 MB of float32: bounded temporaries, no slower)
+            max_elems:int=2**20, # distances computed at a time (4 MB of float32: bounded temporaries, no slower)
             spare:torch.Tensor|None=None, # (M, D) stand-ins: row j is searched only by queries from image `bank_images[j]`
            )->tuple[torch.Tensor, torch.Tensor]: # exact L2 distances (Q, k) and indices (Q, k) into `cat(bank, spare)`, on the CPU
     "Exact k nearest bank vectors of each query among those *not* from the query's own image (leave-one-image-out)."
     dev = get_device(device)
     bank_d, bimg = bank.to(dev, torch.float32), bank_images.to(dev).long()
-    if spare is not None: bank_d = torch.cat([bank_d, spare.to(dev, torch.float32)])
-    sq, step = _sq_norms(bank_d), max(1, max_elems // len(bank_d))
+    spare_d = spare.to(dev, torch.float32) if spare is not None else None
+    sq, spare_sq = _sq_norms(bank_d), (_sq_norms(spare_d) if spare is not None else None)
+    step = max(1, max_elems // len(bank_d))
     out = [_masked_knn(queries[a:a + step].to(dev, torch.float32), query_images[a:a + step].to(dev).long(), bank_d, sq, bimg,
-                       k, spare is not None) for a in range(0, len(queries), step)]
+                       k, spare_d, spare_sq) for a in range(0, len(queries), step)]
     return torch.cat([d for d, _ in out]), torch.cat([i for _, i in out])
+
 
 # %% ../nbs/08_model.ipynb #d3886165
 @torch.no_grad()
@@ -364,12 +375,16 @@ def _reweighted(q:torch.Tensor, bank:torch.Tensor, star:torch.Tensor, nbr:torch.
 @patch
 @torch.no_grad()
 def _loo_bank(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings of the training images, in order
-              n_p:int, mask:bool)->tuple: # patches per image; False: no masking, the plain bank
+              n_p:int, mask:bool, # patches per image; False: no masking, the plain bank
+              images:list|None=None)->tuple: # the images that will be scored (None: all); only their vectors get stand-ins
     "The stand-ins of the bank vectors (None when not `mask`) and the bank that the search's indices point into."
     if self.bank is None or self.bank_images is None: raise ReConPatchError("loo_scores needs the bank and bank_images of a fit")
     if not mask: return None, self.bank
-    spare = emb[nearest_other_image(self.bank, self.bank_images, emb, n_p, device=self.device)].float()
+    need = torch.ones(len(self.bank), dtype=torch.bool) if images is None else torch.isin(self.bank_images.long(), torch.as_tensor(images))
+    spare = torch.zeros_like(self.bank)
+    spare[need] = emb[nearest_other_image(self.bank[need], self.bank_images[need], emb, n_p, device=self.device)].float()
     return spare, torch.cat([self.bank, spare])
+
 
 # %% ../nbs/08_model.ipynb #0c2f4976
 @patch
@@ -406,7 +421,7 @@ def loo_scores(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings of
               )->tuple[np.ndarray, np.ndarray]: # image scores (len(images),), every 4th map pixel
     "Leave-one-image-out image scores and map values of training images against the final bank."
     n_p = grid[0] * grid[1]
-    spare, full = self._loo_bank(emb, n_p, mask)
+    spare, full = self._loo_bank(emb, n_p, mask, images)
     scores, pix = [], []
     for a in range(0, len(images), batch):
         ids = torch.as_tensor(images[a:a + batch])
@@ -478,13 +493,13 @@ def fit(self:ReConPatch, dataset, # normal training images: an `AnomalyDataset` 
     seed_everything(c['seed'])
     own = features is None   # features extracted here may be overwritten by f(p)
     with measure(self.timings, 'features'): feats, grid, reused = self._fit_features(dataset, features)
-    del features
+    del features; release_memory()   # the extraction's freed temporaries go back to the OS (see core)
     grid = tuple(grid)
     if reused: self.timings['features']['seconds'] += reused; t0 -= reused
     _check_features(feats, n_img, grid, c['feature_dim'])
     seed_everything(c['seed'])
     with measure(self.timings, 'training'): self._fit_net(feats)
-    emb = self._embed_all(feats, inplace=own); del feats
+    emb = self._embed_all(feats, inplace=own); del feats; release_memory()
     with measure(self.timings, 'coreset'): self._select_bank(emb, grid[0] * grid[1])
     with measure(self.timings, 'calibration'): self._calibrate(emb, n_img, grid, size)
     self.timings['fit_seconds'] = round(time.perf_counter() - t0, 3)
