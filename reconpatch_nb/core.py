@@ -118,7 +118,7 @@ def measure(record:dict, # receives record[name] = {'seconds', 'peak_rss_mb', 'p
         record[name] = dict(seconds=round(time.perf_counter() - t0, 3), peak_rss_mb=round(peak_rss_mb(), 1),
                             peak_gpu_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None)
 
-# %% ../nbs/00_core.ipynb #c82e1083
+# %% ../nbs/00_core.ipynb #fa18ea07
 def release_memory()->bool:
     "Return the heap's free pages to the OS (glibc `malloc_trim`); False where the C library has no such call."
     try: trim = ctypes.CDLL(None).malloc_trim
