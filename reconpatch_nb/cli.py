@@ -79,6 +79,7 @@ class _Help(argparse.HelpFormatter):
     "Fills `{key}` in help texts from the model's `DEFAULTS` (imported only when help is shown)."
     def _get_help_string(self, action): from reconpatch_nb.model import DEFAULTS; return action.help.format(**DEFAULTS) if '{' in (action.help or '') else action.help
 
+# %% ../nbs/12_cli.ipynb #13efc7d1
 def _model_args(arg, seeds=False):
     "Add the model's flags with `arg` (a subparser's `add_argument`)."
     arg('--backbone', help="torchvision name or timm/<name> (default {backbone})"); arg('--weights', help='local state dict file for the backbone')
@@ -95,12 +96,16 @@ def _model_args(arg, seeds=False):
     if seeds: arg('--seeds', nargs='+', type=_num(int, 0), help='one full fit per seed; the table gives mean and sd over them')
     arg('--device', help='cpu, cuda or cuda:N (default: cuda when available)')
 
+# %% ../nbs/12_cli.ipynb #ef422db0
 def _data_args(s, category=True, required=True):
+    "Add the dataset flags to the subparser `s`."
     s.add_argument('--data', required=required, help='dataset root (MVTec AD layout, BTAD or VisA)')
     if category: s.add_argument('--category', required=required, help='category folder under --data')
     s.add_argument('--format', default='auto', choices=['auto', 'mvtec', 'btad', 'visa'], help='dataset layout (default: detected)')
 
+# %% ../nbs/12_cli.ipynb #3a3a82c8
 def build_parser()->argparse.ArgumentParser:
+    "The `reconpatch` command's parser: one subcommand per job."
     p = _Parser(prog='reconpatch', description='ReConPatch / PatchCore industrial anomaly detection')
     sub = p.add_subparsers(dest='command', required=True)
     add = lambda name, help: sub.add_parser(name, help=help, description=help, formatter_class=_Help)
@@ -131,6 +136,7 @@ def build_parser()->argparse.ArgumentParser:
     arg('--out', required=True, help='results folder'); _model_args(arg, seeds=True); s.set_defaults(func=cmd_benchmark)
     return p
 
+# %% ../nbs/12_cli.ipynb #590fd44f
 def main(argv:list|None=None):
     "Entry point of the `reconpatch` command."
     p = build_parser(); a = p.parse_args(argv)
