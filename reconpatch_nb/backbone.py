@@ -309,14 +309,19 @@ def aggregate_patch_features(feature_maps:list[torch.Tensor], # per level (B,C_l
                             )->tuple[torch.Tensor, tuple[int, int]]:
     "Locally aware patch features (B, H*W, dim) on the first level's (H, W) grid."
     _check_maps(feature_maps, dim, patch_size)
-    B, (H, W) = feature_maps[0].shape[0], feature_maps[0].shape[-2:]
+    (B, _, H, W), L = feature_maps[0].shape, len(feature_maps)
+    share = dim // L if dim % L == 0 else None   # the final pooling's windows stay within one level: pool each level first
+    x = feature_maps[0].new_empty(B, dim, H, W) if share else None
     levels = []
-    for f in feature_maps:
+    for l, f in enumerate(feature_maps):
         u = _pool_neighbourhoods(f, dim, patch_size)   # (B, dim, h, w)
+        if share and L > 1: u = u.reshape(B, share, L, *u.shape[-2:]).mean(2)   # its share of the final vector
         if u.shape[-2:] != (H, W): u = F.interpolate(u, size=(H, W), mode='bilinear', align_corners=False)
-        levels.append(u.reshape(B, dim, H * W))
-    x = _pool_features(torch.cat(levels, 1), dim)  # (B, L*dim, H*W), level-major -> (B, dim, H*W)
+        if share: x[:, l * share:(l + 1) * share] = u
+        else: levels.append(u.reshape(B, dim, H * W))
+    x = x.view(B, dim, H * W) if share else _pool_features(torch.cat(levels, 1), dim)  # (B, L*dim, H*W) level-major -> (B, dim, H*W)
     return x.transpose(1, 2).contiguous(), (H, W)
+
 
 # %% ../nbs/03_backbone.ipynb #4c456b55
 def _image_of(item)->torch.Tensor:
