@@ -277,6 +277,10 @@ def results_markdown(rows:list[dict],       # rows from `benchmark`
         lines.append('| ' + ' | '.join(vals.get(k) if k in vals else
                                        ('' if v.get(k) is None else f'{v[k]:.{digits}f}') for k, _ in _MD_COLS) + ' |')
     notes = []
+    ncat = {r['method']: r.get('n_categories') for r in rows if r['category'] == 'mean'}
+    if len(set(ncat.values())) > 1:   # a run unfinished (the table is saved after every run) or failed
+        notes.append('The mean rows cover different numbers of categories (' + ', '.join(f'{m} {n}' for m, n in ncat.items())
+                     + '): runs are unfinished or failed, so compare the methods category by category.')
     if multi: notes.append(f"Mean ± sd over seeds {', '.join(str(s) for s in dict.fromkeys(r['seed'] for r in rows if r.get('seed') not in (None, 'all')))}; "
                            "per-seed rows are in results.json / results.csv.")
     if random: notes.append('A randomly initialised backbone produced these rows: they are not comparable with published numbers'
