@@ -76,6 +76,8 @@ def step_fns(sim, loss_fn, B=1024, D=1024, H=512, P=128):
 def bench_step(a):
     from reconpatch_nb.similarities import combined_similarity
     from reconpatch_nb.loss import relaxed_contrastive_loss
+    from reconpatch_nb.core import keep_freed_memory
+    keep_freed_memory()   # as train_reconpatch does: the steps reuse their freed B x B blocks (core, 'Keeping freed blocks')
     B = 1024
     codes = {'current': (combined_similarity, relaxed_contrastive_loss)}
     if a.baseline: codes = {a.baseline: load_revision(a.baseline), **codes}

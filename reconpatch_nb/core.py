@@ -13,7 +13,7 @@ import torch
 # %% auto #0
 __all__ = ['IN_TEST', 'ReConPatchError', 'DataError', 'WeightsUnavailableError', 'ModelFileError', 'get_device',
            'seed_everything', 'atomic_write_bytes', 'atomic_torch_save', 'count_nonfinite', 'peak_rss_mb', 'measure',
-           'release_memory']
+           'release_memory', 'keep_freed_memory']
 
 # %% ../nbs/00_core.ipynb #0c2f7f55
 IN_TEST = bool(os.environ.get('IN_TEST'))
@@ -126,3 +126,12 @@ def release_memory()->bool:
     trim(0)
     return True
 
+
+# %% ../nbs/00_core.ipynb #294bba5b
+def keep_freed_memory(mmap_mb:int=32, # blocks above this get their own mapping (glibc's dynamic rule tops out at 32)
+                      trim_mb:int=64, # free memory at the heap's top kept for reuse (glibc's rule: 2 x mmap_mb)
+                     )->bool: # False where the C library has no `mallopt` or refuses the values
+    "Raise glibc's mmap and trim thresholds, so a loop reuses the blocks it freed instead of faulting in new pages."
+    try: opt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError): return False
+    return opt(-3, int(mmap_mb) << 20) == 1 and opt(-1, int(trim_mb) << 20) == 1   # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD

@@ -53,11 +53,11 @@ def squared_distances(z:Tensor, # (B, D) batch of vectors
     sq = (c * c).sum(1)
     d2 = torch.addmm(sq[None, :], c, c.T, alpha=-2.).add_(sq[:, None])
     d2 = _symmetrise(d2).clamp_min_(0).fill_diagonal_(0.)
-    close = d2 <= (sq[:, None] + sq[None, :]).mul_(2**10 * torch.finfo(c.dtype).eps)
-    close.fill_diagonal_(False)                       # pairs the Gram form cannot resolve
-    if torch.count_nonzero(close):
-        ii, jj = torch.nonzero(close, as_tuple=True)
-        keep = ii < jj
+    tol = 2**10 * torch.finfo(c.dtype).eps
+    near = d2 <= sq.max() * (2 * tol)                 # a superset of the unresolved pairs, the diagonal included
+    if torch.count_nonzero(near) > d2.shape[0]:
+        ii, jj = torch.nonzero(near, as_tuple=True)
+        keep = (ii < jj) & (d2[ii, jj] <= (sq[ii] + sq[jj]).mul_(tol))   # pairs the Gram form cannot resolve
         _direct_pairs(z, d2, ii[keep], jj[keep])
     return d2
 
@@ -140,8 +140,11 @@ def contextual_similarity(z:Tensor, # (B, D) projections (L2-normalised by the c
     for b in range(h):                                        # w2[i] += recip[i,b] * w1[l]; no (row, col) repeats within a b
         l = hidx[:, b]
         w2.index_put_((rows.expand(B, k), idx[l]), w1[l] * recip[:, b:b + 1], accumulate=True)
-    w2.div_(recip.sum(1, keepdim=True))                       # |R(i)| >= 1: i is in R(i)
-    return _symmetrise(w2)
+    # (w2 / |R| + its transpose) / 2 on the <= B h k entries row i touched, not over the whole B x B
+    n, cols, r = recip.sum(1).to(d.dtype), idx[hidx].reshape(B, h * k), rows.expand(B, h * k)   # |R(i)| >= 1
+    v = (w2.gather(1, cols) / n[:, None]).add_(w2[cols, r] / n[cols]).mul_(0.5)   # a + b = b + a: exactly symmetric
+    w2[r, cols] = v; w2[cols, r] = v
+    return w2
 
 # %% ../nbs/04_similarities.ipynb #720be788
 @torch.no_grad()

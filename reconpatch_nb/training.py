@@ -12,7 +12,7 @@ from torch import nn, Tensor
 from tqdm.auto import tqdm
 from adamp import AdamP
 from fastcore.basics import patch
-from .core import DataError, ReConPatchError, count_nonfinite, get_device
+from .core import DataError, ReConPatchError, count_nonfinite, get_device, keep_freed_memory
 from .similarities import combined_similarity
 from .loss import relaxed_contrastive_loss
 
@@ -226,6 +226,7 @@ def train_reconpatch(features:Tensor, # (N, D) cached patch features (float16/32
     B = min(cfg.batch_size, N)
     total, per_epoch = _schedule(cfg, N, B)
     net, target = _init_nets(features, cfg, dev)
+    keep_freed_memory()   # every step frees and re-allocates the same B x B matrices: reuse them (see core)
     target0 = [t.detach().clone() for t in target.parameters()]
     opt = AdamP(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
