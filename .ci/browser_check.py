@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""Open the quickstart and 11_widgets in JupyterLab in headless Chromium, Run all (IN_TEST=1), and check what a
-person would see: no error output, an image in every figure cell, the explorer as controls, and the threshold
+"""Open notebooks (default: the quickstart and 11_widgets) in JupyterLab in headless Chromium, Run all (IN_TEST=1, or as a user
+gets it with --full), and check what a
+person would see: no error output, an image in every figure cell and, where a notebook builds an AnomalyExplorer, the explorer as controls and the threshold
 slider changing the confusion counts and the mask. Prints PASS/FAIL lines and `N passed, N failed`.
 
 Needs jupyterlab + selenium (pip) and Debian's chromium + chromium-driver (apt); .ci/run installs them.
-Usage: python .ci/browser_check.py [NOTEBOOK ...] [--break] [--screens DIR]
+Usage: python .ci/browser_check.py [NOTEBOOK ...] [--full] [--break] [--screens DIR]
   --break appends a cell whose figure renders as text: the check must then FAIL (a test of the check)."""
 import argparse, json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
@@ -19,8 +20,9 @@ def free_port()->int:
 T0 = time.time()
 def log(*a): print(f'[{time.time() - T0:6.1f} s]', *a, flush=True)
 
-def start_lab(root:Path, port:int):
-    env = {**os.environ, 'IN_TEST': '1'}  # the kernel inherits it: the small configuration
+def start_lab(root:Path, port:int, full:bool=False):
+    env = {k: v for k, v in os.environ.items() if k != 'IN_TEST'}
+    if not full: env['IN_TEST'] = '1'  # the kernel inherits it: the small configuration
     # Lab 4 renders only the cells near the viewport by default: render all, so every output can be inspected
     sdir = root/'lab-settings'/'@jupyterlab'/'notebook-extension'; sdir.mkdir(parents=True)
     (sdir/'tracker.jupyterlab-settings').write_text(json.dumps({'windowingMode': 'none'}))
@@ -109,6 +111,7 @@ def main():
     p.add_argument('--break', dest='brk', action='store_true', help='append a figure cell that renders as text (must FAIL)')
     p.add_argument('--screens', help='folder for screenshots')
     p.add_argument('--timeout', type=int, default=900, help='seconds per notebook')
+    p.add_argument('--full', action='store_true', help="the configuration a user's Run all gets (no IN_TEST)")
     a = p.parse_args()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -119,9 +122,9 @@ def main():
             if c['cell_type'] == 'code': c['outputs'], c['execution_count'] = [], None
         nb['metadata'].pop('widgets', None)
         if a.brk: nb['cells'].append(dict(cell_type='code', metadata={}, outputs=[], execution_count=None,
-                                        source='from reconpatch_nb import visual\nrepr(visual.Figure(figsize=(2, 2)))  # the figure shown as text, no image'))
+                                        source='# a figure shown as text, no image: the check must FAIL\nfrom reconpatch_nb import visual\nrepr(visual.Figure(figsize=(2, 2)))'))
         (root/n).write_text(json.dumps(nb))
-    port = free_port(); lab = start_lab(root, port)
+    port = free_port(); lab = start_lab(root, port, a.full)
     opts = webdriver.ChromeOptions(); opts.binary_location = shutil.which('chromium') or '/usr/bin/chromium'
     for f in FLAGS + [f'--user-data-dir={root/"chrome-profile"}']: opts.add_argument(f)
     d = webdriver.Chrome(options=opts, service=Service(shutil.which('chromedriver') or '/usr/bin/chromedriver'))
@@ -130,7 +133,8 @@ def main():
         for n in a.paths:
             t0 = time.time()
             cells = run_all(d, f'http://127.0.0.1:{port}/lab/workspaces/{Path(n).stem}/tree/{n}?reset', a.timeout)
-            bad = check_cells(n, cells) + check_explorer(d, n)
+            has_explorer = 'AnomalyExplorer(' in (root/n).read_text()   # only notebooks that build one are checked for it
+            bad = check_cells(n, cells) + (check_explorer(d, n) if has_explorer else [])
             if a.screens:
                 Path(a.screens).mkdir(parents=True, exist_ok=True); d.save_screenshot(str(Path(a.screens)/f'{Path(n).stem}.png'))
             for b in bad: print('FAIL', b)
