@@ -84,7 +84,7 @@ class ReConPatch(Detector):
         self.device = get_device(device)
         self.net = self.bank = self.bank_images = None   # f (None: the identity), the memory bank and its images
         self.extractor = self.index = None               # built by `build_extractor` and `build_index`
-        self.threshold = self.threshold_rule = None
+        self.threshold = self.threshold_rule = self.pixel_threshold = None   # image and mask thresholds, set by fit
         self.nominal_stats, self.calibration, self.history, self.timings = {}, {}, [], {}
         self._backbone_state = None                      # a random backbone's weights, for the model file
 
@@ -418,19 +418,20 @@ def loo_scores(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings of
                grid:tuple, size:tuple, # patch grid (h, w) and image size (H, W)
                batch:int=8, # images scored at a time
                mask:bool=True, # leave each image's own bank vectors out (False: plain scores against the whole bank)
-              )->tuple[np.ndarray, np.ndarray]: # image scores (len(images),), every 4th map pixel
-    "Leave-one-image-out image scores and map values of training images against the final bank."
+              )->tuple[np.ndarray, np.ndarray, np.ndarray]: # image scores (len(images),), every 4th map pixel, map maxima (len(images),)
+    "Leave-one-image-out image scores, map values and map maxima of training images against the final bank."
     n_p = grid[0] * grid[1]
     spare, full = self._loo_bank(emb, n_p, mask, images)
-    scores, pix = [], []
+    scores, pix, peak = [], [], []
     for a in range(0, len(images), batch):
         ids = torch.as_tensor(images[a:a + batch])
         q = emb.view(-1, n_p, emb.shape[-1])[ids].float()                # (b, P, D) copy of these images only
         qimg = (ids if mask else torch.full((len(ids),), -1))[:, None].expand(-1, n_p).reshape(-1)
         patch, smax = self._loo_batch(q, qimg, spare, full)
         scores.append(smax.numpy())
-        pix.append(anomaly_map(patch.reshape(len(ids), *grid), size=size, sigma=self.config['blur_sigma'])[:, ::4, ::4].reshape(-1).numpy())
-    return np.concatenate(scores).astype(np.float32), np.concatenate(pix)
+        maps = anomaly_map(patch.reshape(len(ids), *grid), size=size, sigma=self.config['blur_sigma'])
+        pix.append(maps[:, ::4, ::4].reshape(-1).numpy()); peak.append(maps.flatten(1).amax(1).numpy())
+    return np.concatenate(scores).astype(np.float32), np.concatenate(pix), np.concatenate(peak).astype(np.float32)
 
 # %% ../nbs/08_model.ipynb #f20c94d0
 def _warn_calibration(n:int, held_out:bool, q:float): # calibration images, whether they were left out, the percentile
@@ -448,18 +449,20 @@ def _warn_calibration(n:int, held_out:bool, q:float): # calibration images, whet
 @patch
 def _calibrate(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings of all training images, in order
                n_img:int, grid:tuple, size:tuple):
-    "Nominal statistics and the percentile threshold from leave-one-image-out scores of the training images."
+    "Nominal statistics, the image threshold and the mask's pixel threshold from leave-one-image-out scores of the training images."
     c, q = self.config, self.config['threshold_percentile']
     images = _calibration_images(n_img, c['calibration_max_images'], c['seed'])
     held_out = len(torch.unique(self.bank_images)) > 1   # else leaving the bank's only image out leaves no bank
-    scores, pix = self.loo_scores(emb, images, grid, size, batch=c['extract_batch_size'], mask=held_out)
+    scores, pix, peak = self.loo_scores(emb, images, grid, size, batch=c['extract_batch_size'], mask=held_out)
     _warn_calibration(len(images), held_out, q)
-    self.calibration = dict(n_images=int(n_img), images=[int(i) for i in images], scores=[float(x) for x in scores])
+    self.calibration = dict(n_images=int(n_img), images=[int(i) for i in images], scores=[float(x) for x in scores],
+                            map_max=[float(x) for x in peak])
     self.nominal_stats = dict(mean=float(scores.mean()), std=_spread(scores), n=int(len(scores)),
                               pixel_mean=float(pix.mean()), pixel_std=_spread(pix), held_out=held_out)
     rule = (f'percentile-{q:g} of {len(images)} leave-one-image-out nominal image scores' if held_out
             else f'percentile-{q:g} of training image scores (biased low)')
     self.set_threshold(percentile_threshold(scores, q), rule)
+    self.pixel_threshold = percentile_threshold(peak, q)   # the same share of good images shows any mask pixel
 
 # %% ../nbs/08_model.ipynb #3b044e2f
 @patch
@@ -521,7 +524,7 @@ def state_dict(self:ReConPatch)->dict:
     return dict(format=FORMAT, format_version=FORMAT_VERSION, library_version=reconpatch_nb.__version__,
                 method=self.method, config={k: _plain(v) for k, v in self.config.items()},
                 net=None if self.net is None else {k: v.cpu() for k, v in self.net.state_dict().items()},
-                bank=self.bank.cpu(), nominal_stats=self.nominal_stats, threshold=self.threshold,
+                bank=self.bank.cpu(), nominal_stats=self.nominal_stats, threshold=self.threshold, pixel_threshold=self.pixel_threshold,
                 threshold_rule=self.threshold_rule, history=self.history, timings=self.timings,
                 backbone_state=self._backbone_state, bank_images=self.bank_images, calibration=self.calibration)
 
@@ -580,6 +583,7 @@ def from_state(cls:ReConPatch, st:dict, device:str|None=None, progress:bool=True
     self.bank, self.nominal_stats, self.history, self.timings = st['bank'], st['nominal_stats'], st['history'], st['timings']
     self.threshold, self.threshold_rule, self._backbone_state = st['threshold'], st['threshold_rule'], st['backbone_state']
     self.bank_images, self.calibration = st.get('bank_images'), st.get('calibration') or {}   # absent from older files
+    self.pixel_threshold = st.get('pixel_threshold')                                          # older files: None
     return self
 
 # %% ../nbs/08_model.ipynb #9eef92fc

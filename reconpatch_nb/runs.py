@@ -325,8 +325,8 @@ def save_figures(model, test, ev:Evaluation, out:str|Path, prefix:str='', n_imag
     pick = list(dict.fromkeys([*order[:n_images // 2], *order[::-1][:n_images - n_images // 2]]))
     for i in pick:
         r = record(i)
-        fig = visual.show_prediction(r['image'], r['amap'], r['score'], threshold=model.threshold, mask=r['mask'],
-                                     label=r['label'], title=Path(r['path']).name)
+        fig = visual.show_prediction(r['image'], r['amap'], r['score'], mask=r['mask'], label=r['label'],
+                                     title=Path(r['path']).name, model=model)   # its thresholds, colour scale, normalisation
         paths.append(visual.save_figure(fig, out/f"{prefix}{Path(r['path']).parent.name}_{Path(r['path']).stem}.png"))
     return paths
 
@@ -364,7 +364,7 @@ def predict_images(model, # a fitted `ReConPatch` or `Ensemble`
             if (w := _crop_warning(p, size)): print(w, file=sys.stderr)
             score = float(s[0]); thr = model.threshold
             anomalous = None if thr is None else bool(score >= thr)
-            png = visual.save_figure(visual.show_prediction(img[0], m[0], score, threshold=thr, title=p.name),
+            png = visual.save_figure(visual.show_prediction(img[0], m[0], score, title=p.name, model=model),
                                      out/f'{_unique_name(p, used)}_heatmap.png')
             rows.append(dict(path=str(p), score=score, anomalous=anomalous, threshold=thr, heatmap=str(png)))
             atomic_write_bytes(out/'scores.json', json.dumps(rows, indent=1).encode())

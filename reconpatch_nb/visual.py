@@ -227,8 +227,8 @@ def show_prediction(image,                # (3,H,W) normalised tensor or (H,W,3)
                     vmin=None, vmax=None, # heatmap colour range (raw units); default: the model's, else the map's
                     cmap:str='jet',       # heatmap colormap
                     alpha:float=0.5,      # heatmap opacity
-                    pixel_threshold:float|None=None, # threshold of the mask's pixels; default: `threshold`
-                    model=None,           # fitted model: default threshold, colour range and normalisation
+                    pixel_threshold:float|None=None, # threshold of the mask's pixels; default: the model's, else `threshold`
+                    model=None,           # fitted model: default thresholds, colour range and normalisation
                     mean=None, std=None,  # image normalisation; default: the model's, else ImageNet's
                     show:bool|None=None,  # show it now; None: when running in a notebook
                    )->ShownFigure:
@@ -237,6 +237,7 @@ def show_prediction(image,                # (3,H,W) normalised tensor or (H,W,3)
     img = to_display(image, mean, std)
     a = _as_map(amap, 'amap', img.shape[:2])
     gt = None if mask is None else _as_map(mask, 'mask', img.shape[:2]) > 0.5
+    if pixel_threshold is None: pixel_threshold = getattr(model, 'pixel_threshold', None)   # the model's calibrated one
     pix = threshold if pixel_threshold is None else float(pixel_threshold)
     panels = ['input'] + (['gt'] if gt is not None else []) + ['heat'] + (['pred'] if pix is not None else [])
     fig, axs = _new_figure(len(panels), size=2.6)

@@ -53,7 +53,7 @@ class CategoryResult:
     labels:np.ndarray|None = None                    # (N,) 0/1; default: from the items
     vmin:float|None = None                           # heatmap colour range; default: the model's, else over all maps
     vmax:float|None = None
-    pixel_threshold:float|None = None                # threshold of the mask's pixels; None: the image threshold
+    pixel_threshold:float|None = None                # the model's calibrated mask threshold; None: the image threshold
     mean:tuple|None = None                           # normalisation of the images; None: ImageNet's
     std:tuple|None = None
 
@@ -134,7 +134,7 @@ def from_model(cls:CategoryResult, name:str,      # category name
     try: rng = heat_range(model)                 # one colour scale per model, from its nominal statistics
     except DataError: rng = {}
     return cls(name, dataset, np.concatenate(scores), maps, getattr(model, 'threshold', None), np.array(labels),
-               **rng, **image_stats(model))
+               **rng, pixel_threshold=getattr(model, 'pixel_threshold', None), **image_stats(model))
 
 # %% ../nbs/11_widgets.ipynb #e5171cac
 def best_f1_threshold(labels, # (N,) 0/1
@@ -254,6 +254,14 @@ def visible(self:AnomalyExplorer)->list[int]:
             'errors': (s >= self.threshold) != (y == 1)}[self.filter]
     return [int(i) for i in np.flatnonzero(keep)]
 
+# %% ../nbs/11_widgets.ipynb #89904549
+@patch
+def mask_threshold(self:AnomalyExplorer)->float:
+    "The mask's pixel threshold now: the calibrated one, moved as far as the image threshold moved from the model's."
+    r = self.result
+    if r.pixel_threshold is None: return self.threshold   # no calibrated one: the image threshold
+    return r.pixel_threshold + (0. if r.threshold is None else self.threshold - r.threshold)
+
 # %% ../nbs/11_widgets.ipynb #36b1ddcd
 @patch
 def _show_stats(self:AnomalyExplorer):
@@ -261,7 +269,7 @@ def _show_stats(self:AnomalyExplorer):
     c, r = self.confusion(), self.result
     f = lambda v: '–' if np.isnan(v) else f'{v*100:.1f}%'
     model_t = '' if r.threshold is None else f' (model: {r.threshold:.4g})'
-    pix = self.threshold if r.pixel_threshold is None else r.pixel_threshold
+    pix = self.mask_threshold()
     self.stats.value = (
         f"<b>{html.escape(r.name)}</b>: {len(r)} images, {int(r.labels.sum())} defective<br>"
         f"image threshold {self.threshold:.4g}{model_t}; mask: pixels &ge; {pix:.4g}<br>"
@@ -344,7 +352,7 @@ def _draw(self:AnomalyExplorer):
     if int(label) and isinstance(it.get('defect'), str): label = it['defect']
     fig = show_prediction(it['image'], r.amap(i), float(r.scores[i]), self.threshold, mask=mask, label=label,
                           title=r.image_name(i), vmin=r.vmin, vmax=r.vmax, cmap=self.cmap, alpha=self.alpha,
-                          pixel_threshold=r.pixel_threshold, mean=r.mean, std=r.std, show=False)
+                          pixel_threshold=self.mask_threshold(), mean=r.mean, std=r.std, show=False)
     png = fig.png(self.dpi)
     self.figure, self.n_draws = fig, self.n_draws + 1
     self.out.clear_output(wait=True)
