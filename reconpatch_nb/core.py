@@ -13,7 +13,7 @@ import torch
 # %% auto #0
 __all__ = ['IN_TEST', 'ReConPatchError', 'DataError', 'WeightsUnavailableError', 'ModelFileError', 'get_device',
            'seed_everything', 'atomic_write_bytes', 'atomic_torch_save', 'count_nonfinite', 'peak_rss_mb', 'measure',
-           'release_memory', 'keep_freed_memory']
+           'release_memory', 'keep_freed_memory', 'transposed_copy']
 
 # %% ../nbs/00_core.ipynb #0c2f7f55
 IN_TEST = bool(os.environ.get('IN_TEST'))
@@ -135,3 +135,14 @@ def keep_freed_memory(mmap_mb:int=32, # blocks above this get their own mapping 
     try: opt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError, TypeError): return False
     return opt(-3, int(mmap_mb) << 20) == 1 and opt(-1, int(trim_mb) << 20) == 1   # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+
+# %% ../nbs/00_core.ipynb #51184b42
+def transposed_copy(a:torch.Tensor, # (n, m) matrix
+                    strip:int=256, # rows of `a` copied at a time (CPU)
+                   )->torch.Tensor: # (m, n) contiguous, equal to `a.T`
+    "`a.T` as a new contiguous tensor, copied a strip of rows at a time on CPU (cache-friendly)."
+    if a.ndim != 2: raise ValueError(f"transposed_copy needs a 2-D tensor, got shape {tuple(a.shape)}")
+    if a.device.type != 'cpu': return a.T.contiguous()
+    out = a.new_empty(a.shape[1], a.shape[0])
+    for s in range(0, a.shape[0], strip): out[:, s:s + strip].copy_(a[s:s + strip].T)
+    return out

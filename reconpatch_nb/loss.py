@@ -4,11 +4,11 @@
 
 # %% ../nbs/05_loss.ipynb #8696317a
 from __future__ import annotations
-import functools
+import functools, math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from .core import DataError
+from .core import DataError, transposed_copy
 
 # %% auto #0
 __all__ = ['relative_distance', 'relaxed_contrastive_loss']
@@ -58,28 +58,31 @@ def _fused_value(z:Tensor, # (B, D) online projections (no autograd: called insi
     B = z.shape[0]
     c = z - z.mean(0, keepdim=True)
     sq = (c * c).sum(1)
-    d2 = torch.addmm(sq[None, :], c, c.T, alpha=-2.).add_(sq[:, None])
-    dead = (d2 <= eps).logical_or_(_eye_mask(B, z.device))          # no gradient: clamped or diagonal
-    delta = d2.clamp_min_(eps).sqrt_().masked_fill_(_eye_mask(B, z.device), 0.)
+    d2 = torch.addmm(sq[None, :], c, c.T, alpha=-2.).add_(sq[:, None]).fill_diagonal_(math.inf)
+    dead = d2 <= eps if z.device.type != 'cpu' or bool(d2.amin() <= eps) else None   # clamped pairs: no gradient
+    delta = d2.clamp_min_(eps).sqrt_().fill_diagonal_(0.)
     mu = delta.mean(1, keepdim=True)
     mu_live = mu > eps
     delta.div_(mu.clamp_min_(eps))
-    r = (margin - delta).clamp_min_(0.)
-    loss = torch.lerp(r.mul_(r), delta * delta, w).sum() / B       # w delta^2 + (1 - w) relu(m - delta)^2
-    return loss, (c, w, delta, mu, mu_live, dead)
+    r = torch.rsub(delta, margin).clamp_min_(0.)                   # relu(m - delta)
+    wq = delta.clamp_min(margin).mul_(w)                           # w max(delta, m)
+    flat = lambda t: t.view(-1)
+    loss = flat(wq) @ flat(delta)
+    g = wq.sub_(r)                                                 # (B/2) dL/d delta
+    loss = (loss - flat(r) @ flat(g)) / B                          # sum of w delta^2 + (1 - w) r^2, over B
+    return loss, (c, g, delta, mu, mu_live, dead)
 
 # %% ../nbs/05_loss.ipynb #d7e1b2e1
-def _fused_grad(c:Tensor, w:Tensor, delta:Tensor, mu:Tensor, mu_live:Tensor, dead:Tensor, # what `_fused_value` returned
-                margin:float, # margin m
+def _fused_grad(c:Tensor, g:Tensor, delta:Tensor, mu:Tensor, mu_live:Tensor, dead:Tensor|None, # from `_fused_value`
                 grad:Tensor, # upstream gradient of the loss (0-d)
                )->Tensor: # (B, D) dL/dz
     "Closed-form gradient of the relaxed contrastive loss with respect to `z`."
     B = c.shape[0]
-    r = (margin - delta).clamp_min_(0.)
-    g = torch.addcmul(-r, w, delta + r).mul_(2. / B * grad)         # dL/d delta
-    s = (g * delta).mean(1, keepdim=True).mul_(mu_live)             # through the row mean (none when clamped)
-    A = (g - s).div_(delta).div_(mu * mu * 2.).masked_fill_(dead, 0.)  # dL/d d2 (d = delta mu)
-    S = A.add_(A.T.contiguous())
+    s = torch.linalg.vecdot(g, delta, dim=1)[:, None].div_(B).mul_(mu_live)   # through the row mean (none when clamped)
+    k = grad / (B * mu * mu)                                        # dL/d d2 = (2/B) grad (g - s) / (2 mu^2 delta)
+    A = torch.addcmul(-s * k, g, k).div_(delta).fill_diagonal_(0.)
+    if dead is not None: A.masked_fill_(dead, 0.)
+    S = A.add_(transposed_copy(A))
     return torch.addmm(c * S.sum(1, keepdim=True), S, c, alpha=-1.).mul_(2.)
 
 # %% ../nbs/05_loss.ipynb #d5013e15
@@ -89,11 +92,10 @@ class _RelaxedContrastive(torch.autograd.Function):
     def forward(ctx, z:Tensor, w:Tensor, margin:float, eps:float):
         loss, saved = _fused_value(z, w, margin, eps)
         ctx.save_for_backward(*saved)
-        ctx.margin = margin
         return loss
 
     @staticmethod
-    def backward(ctx, grad): return _fused_grad(*ctx.saved_tensors, ctx.margin, grad), None, None, None
+    def backward(ctx, grad): return _fused_grad(*ctx.saved_tensors, grad), None, None, None
 
 # %% ../nbs/05_loss.ipynb #af33e462
 def relaxed_contrastive_loss(z:Tensor, # (B, D) online projections (with gradient)

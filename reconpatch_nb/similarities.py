@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_similarities.ipynb #b71a547b
 from __future__ import annotations
-import operator
+import math, operator
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -24,9 +24,17 @@ def _check_batch(z, name='z'):
     if not z.is_floating_point(): raise DataError(f"{name} must be a float tensor, got {z.dtype}")
 
 # %% ../nbs/04_similarities.ipynb #c006f379
-def _symmetrise(a:Tensor)->Tensor:
-    "In place: `a <- (a + a^T) / 2`, exactly symmetric (the transpose copied contiguously first: ~10x faster on CPU)."
-    return a.add_(a.T.contiguous()).mul_(0.5)
+def _mirror_upper(a:Tensor, # (B, B), changed in place
+                  strip:int=256, # rows per strip
+                 )->Tensor:
+    "In place: the upper triangle copied onto the lower, so `a` is exactly symmetric (strips of rows: cache-friendly)."
+    B = a.shape[0]
+    for s in range(0, B, strip):
+        e = min(s + strip, B)
+        blk = a[s:e, s:e]
+        blk.copy_(torch.triu(blk).add_(torch.triu(blk, 1).T))
+        if e < B: a[e:, s:e].copy_(a[s:e, e:].T)
+    return a
 
 # %% ../nbs/04_similarities.ipynb #040cbdd2
 def _direct_pairs(z:Tensor, d2:Tensor, ii:Tensor, jj:Tensor, chunk:int=1<<20):
@@ -52,11 +60,13 @@ def squared_distances(z:Tensor, # (B, D) batch of vectors
     c = z - _centre(z)                              # centred: the Gram form's rounding at the batch's own scale
     sq = (c * c).sum(1)
     d2 = torch.addmm(sq[None, :], c, c.T, alpha=-2.).add_(sq[:, None])
-    d2 = _symmetrise(d2).clamp_min_(0).fill_diagonal_(0.)
+    d2 = _mirror_upper(d2).clamp_min_(0).fill_diagonal_(math.inf)
     tol = 2**10 * torch.finfo(c.dtype).eps
-    near = d2 <= sq.max() * (2 * tol)                 # a superset of the unresolved pairs, the diagonal included
-    if torch.count_nonzero(near) > d2.shape[0]:
-        ii, jj = torch.nonzero(near, as_tuple=True)
+    bound = sq.max() * (2 * tol)                      # above every unresolved pair's squared distance
+    close = bool(d2.amin() <= bound)                  # the smallest off-diagonal entry (B = 1: inf)
+    d2.fill_diagonal_(0.)
+    if close:
+        ii, jj = torch.nonzero(d2 <= bound, as_tuple=True)   # a superset of the unresolved pairs, the diagonal included
         keep = (ii < jj) & (d2[ii, jj] <= (sq[ii] + sq[jj]).mul_(tol))   # pairs the Gram form cannot resolve
         _direct_pairs(z, d2, ii[keep], jj[keep])
     return d2
@@ -93,15 +103,11 @@ def _check_k(k, B:int|None, lo:int)->int:
     return int(k)
 
 # %% ../nbs/04_similarities.ipynb #239159a5
-def knn_indices(d:Tensor, # (B, B) distances (or squared distances)
-                k:int, # neighbourhood size, self included
-               )->Tensor: # (B, k) long, in (distance, index) order: column 0 is the row itself
-    "Indices of the `k` nearest neighbours of each row (self first), ties broken by the lower index."
-    if d.ndim != 2 or d.shape[0] != d.shape[1]: raise DataError(f"d must be a square (B, B) matrix, got {tuple(d.shape)}")
+def _knn_self_first(d:Tensor, # (B, B) distances with -1 on the diagonal
+                    k:int, # neighbourhood size, checked
+                   )->Tensor: # (B, k) long, in (distance, index) order
+    "The `k` smallest entries of each row by (value, index): `topk`, with a stable sort where the `k`-th value ties."
     B = d.shape[0]
-    k = _check_k(k, B, lo=1)
-    d = d.clone()
-    d.fill_diagonal_(-1.)  # distances are >= 0: self is always first
     if k == B: return torch.sort(d, dim=1, stable=True).indices
     vals, idx = d.topk(k + 1, dim=1, largest=False, sorted=True)
     tie = (vals[:, k - 1] == vals[:, k]).nonzero().flatten()
@@ -111,6 +117,19 @@ def knn_indices(d:Tensor, # (B, B) distances (or squared distances)
     idx = idx.gather(1, torch.sort(vals, dim=1, stable=True).indices)
     if len(tie): idx[tie] = torch.sort(d[tie], dim=1, stable=True).indices[:, :k]
     return idx
+
+# %% ../nbs/04_similarities.ipynb #8856696b
+def knn_indices(d:Tensor, # (B, B) distances (or squared distances); its diagonal is set and restored, not copied
+                k:int, # neighbourhood size, self included
+               )->Tensor: # (B, k) long, in (distance, index) order: column 0 is the row itself
+    "Indices of the `k` nearest neighbours of each row (self first), ties broken by the lower index."
+    if d.ndim != 2 or d.shape[0] != d.shape[1]: raise DataError(f"d must be a square (B, B) matrix, got {tuple(d.shape)}")
+    k = _check_k(k, d.shape[0], lo=1)
+    if not (d.is_floating_point() and d.is_contiguous() and not d.requires_grad):
+        return _knn_self_first(d.clone().fill_diagonal_(-1.), k)
+    diag = d.diagonal().clone()
+    try: return _knn_self_first(d.fill_diagonal_(-1.), k)   # distances are >= 0: self is always first
+    finally: d.diagonal().copy_(diag)
 
 # %% ../nbs/04_similarities.ipynb #3ff9144e
 def knn_indicator(d:Tensor, # (B, B) distances (or squared distances)
