@@ -32,13 +32,23 @@ def med_times(fns:dict, reps=5, warm=1):
     return {k: statistics.median(v) for k, v in ts.items()}
 
 def load_revision(rev):
-    "The `similarities` and `loss` modules of git revision `rev`, as standalone modules."
+    "The pseudo-label function and the loss of git revision `rev` (its `similarities` and `loss` modules, standalone)."
     root, mods = Path(__file__).resolve().parent.parent, {}
     for name in ('similarities', 'loss'):
         src = subprocess.run(['git', 'show', f'{rev}:reconpatch_nb/{name}.py'], cwd=root, check=True,
                              capture_output=True, text=True).stdout.replace('from .core', 'from reconpatch_nb.core')
         m = types.ModuleType(f'{name}_{rev}'); exec(compile(src, f'{rev}:{name}.py', 'exec'), m.__dict__); mods[name] = m
-    return mods['similarities'].combined_similarity, mods['loss'].relaxed_contrastive_loss
+    sim = mods['similarities']
+    labels = getattr(sim, 'pseudo_labels', None) or labels_from_combined(sim.combined_similarity)
+    return labels, mods['loss'].relaxed_contrastive_loss
+
+def labels_from_combined(combined):
+    "`pseudo_labels` for a revision that had only `combined_similarity`: w and its parts' off-diagonal means."
+    def labels(z, alpha, sigma, k, normalize=True):
+        w, wp, wc = combined(z, alpha, sigma, k, normalize=normalize, return_parts=True)
+        n = max(w.shape[0] * (w.shape[0] - 1), 1)
+        return w, (wp.sum() - wp.diagonal().sum()) / n, (wc.sum() - wc.diagonal().sum()) / n
+    return labels
 
 # ---------------------------------------------------------------- training step
 def floor_fn(B, D, H, P):
@@ -53,33 +63,33 @@ def floor_fn(B, D, H, P):
         z.T @ h; z @ W2; h.T @ p                        # dW2, dh, dW1
     return mm
 
-def step_fns(sim, loss_fn, B=1024, D=1024, H=512, P=128):
-    "Functions timing the parts of one ReConPatch step with the pseudo-label function `sim` and loss `loss_fn`."
-    from reconpatch_nb.training import ReConPatchNet, TrainConfig, make_target, ema_update
-    from adamp import AdamP
-    cfg = TrainConfig()
+def step_fns(labels, loss_fn, B=1024, D=1024, H=512, P=128):
+    "Functions timing the parts of one `reconpatch_step` with the pseudo-label function `labels` and loss `loss_fn`."
+    import reconpatch_nb.training as T
+    cfg = T.TrainConfig()
     torch.manual_seed(0)
-    net = ReConPatchNet(D, H, P); target = make_target(net)
-    opt = AdamP(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    net = T.ReConPatchNet(D, H, P); target = T.make_target(net)
+    opt = T.AdamP(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     p = torch.randn(B, D)
     with torch.no_grad(): zt = target(p)
-    w = sim(zt, cfg.alpha, cfg.sigma, cfg.k, normalize=True, return_parts=True)[0]
+    w = labels(zt, cfg.alpha, cfg.sigma, cfg.k, normalize=True)[0]
     def fwd(): return loss_fn(net(p), w, cfg.margin)
     def fwd_bwd(): opt.zero_grad(set_to_none=True); fwd().backward()
-    def step():
-        with torch.no_grad(): w_ = sim(target(p), cfg.alpha, cfg.sigma, cfg.k, normalize=True, return_parts=True)[0]
-        l = loss_fn(net(p), w_, cfg.margin)
-        opt.zero_grad(set_to_none=True); l.backward(); opt.step(); ema_update(target, net, cfg.gamma)
-    return dict(similarity=lambda: sim(zt, cfg.alpha, cfg.sigma, cfg.k, normalize=True, return_parts=True),
+    def step():   # the library's step, with `labels` and `loss_fn` in place of its own
+        own = T.pseudo_labels, T.relaxed_contrastive_loss
+        T.pseudo_labels, T.relaxed_contrastive_loss = labels, loss_fn
+        try: T.reconpatch_step(net, target, opt, p, cfg)
+        finally: T.pseudo_labels, T.relaxed_contrastive_loss = own
+    return dict(similarity=lambda: labels(zt, cfg.alpha, cfg.sigma, cfg.k, normalize=True),
                 forward_loss=fwd, fwd_bwd=fwd_bwd, step=step)
 
 def bench_step(a):
-    from reconpatch_nb.similarities import combined_similarity
+    from reconpatch_nb.similarities import pseudo_labels
     from reconpatch_nb.loss import relaxed_contrastive_loss
     from reconpatch_nb.core import keep_freed_memory
     keep_freed_memory()   # as train_reconpatch does: the steps reuse their freed B x B blocks (core, 'Keeping freed blocks')
     B = 1024
-    codes = {'current': (combined_similarity, relaxed_contrastive_loss)}
+    codes = {'current': (pseudo_labels, relaxed_contrastive_loss)}
     if a.baseline: codes = {a.baseline: load_revision(a.baseline), **codes}
     fns = {'floor': floor_fn(B, 1024, 512, 128)}
     for name, (sim, loss) in codes.items():

@@ -80,7 +80,7 @@ def _fused_grad(c:Tensor, g:Tensor, delta:Tensor, mu:Tensor, mu_live:Tensor, dea
     B = c.shape[0]
     s = torch.linalg.vecdot(g, delta, dim=1)[:, None].div_(B).mul_(mu_live)   # through the row mean (none when clamped)
     k = grad / (B * mu * mu)                                        # dL/d d2 = (2/B) grad (g - s) / (2 mu^2 delta)
-    A = torch.addcmul(-s * k, g, k).div_(delta).fill_diagonal_(0.)
+    A = torch.sub(g, s).mul_(k).div_(delta).fill_diagonal_(0.)     # g and delta stay intact: backward can run twice
     if dead is not None: A.masked_fill_(dead, 0.)
     S = A.add_(transposed_copy(A))
     return torch.addmm(c * S.sum(1, keepdim=True), S, c, alpha=-1.).mul_(2.)

@@ -13,7 +13,7 @@ from .core import DataError
 
 # %% auto #0
 __all__ = ['squared_distances', 'pairwise_similarity', 'knn_indices', 'knn_indicator', 'contextual_similarity',
-           'combined_similarity']
+           'combined_similarity', 'pseudo_labels']
 
 # %% ../nbs/04_similarities.ipynb #b07a6ea4
 def _check_batch(z, name='z'):
@@ -156,14 +156,23 @@ def contextual_similarity(z:Tensor, # (B, D) projections (L2-normalised by the c
     hidx = idx[:, :h]                                         # N_h(i): the first h of the k
     recip = (idx[hidx, :h] == rows[:, :, None]).any(-1)       # (B, h): is i in N_h(l) for l in N_h(i)
     w2 = torch.zeros_like(d)
-    for b in range(h):                                        # w2[i] += recip[i,b] * w1[l]; no (row, col) repeats within a b
+    for b in range(h):                                        # w2[i] += recip[i,b] * w1[l], row by row
         l = hidx[:, b]
-        w2.index_put_((rows.expand(B, k), idx[l]), w1[l] * recip[:, b:b + 1], accumulate=True)
-    # (w2 / |R| + its transpose) / 2 on the <= B h k entries row i touched, not over the whole B x B
-    n, cols, r = recip.sum(1).to(d.dtype), idx[hidx].reshape(B, h * k), rows.expand(B, h * k)   # |R(i)| >= 1
-    v = (w2.gather(1, cols) / n[:, None]).add_(w2[cols, r] / n[cols]).mul_(0.5)   # a + b = b + a: exactly symmetric
-    w2[r, cols] = v; w2[cols, r] = v
+        w2.scatter_add_(1, idx[l], w1[l] * recip[:, b:b + 1])
+    # (w2 / |R| + its transpose) / 2 on the <= B h k entries row i touched, not over the whole B x B;
+    # w2.T's rows are w2's columns: gather and scatter on it reach w2[cols, i]
+    n, cols = recip.sum(1).to(d.dtype), idx[hidx].reshape(B, h * k)   # |R(i)| >= 1
+    v = (w2.gather(1, cols) / n[:, None]).add_(w2.T.gather(1, cols) / n[cols]).mul_(0.5)   # a + b = b + a: exactly symmetric
+    w2.scatter_(1, cols, v); w2.T.scatter_(1, cols, v)   # repeated columns carry the same value
     return w2
+
+# %% ../nbs/04_similarities.ipynb #86ed8f2d
+def _prepare(z:Tensor, alpha:float, normalize:bool)->Tensor:
+    "`z` checked, detached and (if `normalize`) L2-normalised by rows; `alpha` checked."
+    _check_batch(z)
+    if not 0 <= alpha <= 1: raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    z = z.detach()
+    return F.normalize(z, dim=1) if normalize else z
 
 # %% ../nbs/04_similarities.ipynb #720be788
 @torch.no_grad()
@@ -175,11 +184,25 @@ def combined_similarity(z:Tensor, # (B, D) similarity-network projections z_bar
                         return_parts:bool=False, # also return (w_P, w_C)
                        ): # (B, B) pseudo-labels w, or (w, w_P, w_C)
     "The ReConPatch pseudo-label `alpha * w_P + (1 - alpha) * w_C`, without gradient."
-    _check_batch(z)
-    if not 0 <= alpha <= 1: raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    z = z.detach()
-    if normalize: z = F.normalize(z, dim=1)
+    z = _prepare(z, alpha, normalize)
     d2 = squared_distances(z)
     wp, wc = pairwise_similarity(z, sigma, d2), contextual_similarity(z, k, d2)
     w = torch.lerp(wc, wp, alpha)                       # alpha * wp + (1 - alpha) * wc in one pass
     return (w, wp, wc) if return_parts else w
+
+# %% ../nbs/04_similarities.ipynb #b11fb846
+@torch.no_grad()
+def pseudo_labels(z:Tensor, # (B, D) similarity-network projections z_bar
+                  alpha:float=0.5, # weight of the pairwise term
+                  sigma:float|str=1., # pairwise kernel width, or 'median'
+                  k:int=5, # contextual neighbourhood size
+                  normalize:bool=True, # L2-normalise the rows of z first
+                 )->tuple: # w (B, B), and the off-diagonal means of w_P and w_C (0-d tensors)
+    "`combined_similarity`'s pseudo-label for the training step, computed in place, with its parts' means for the log."
+    z = _prepare(z, alpha, normalize)
+    d2 = squared_distances(z)
+    wc = contextual_similarity(z, k, d2)
+    wp = d2.div_(-_sigma(sigma, d2)).exp_()            # in place of the distances; its diagonal is exp(0) = 1
+    B = wp.shape[0]; pairs = max(B * (B - 1), 1)
+    mean_wp, mean_wc = (wp.sum() - B) / pairs, (wc.sum() - wc.diagonal().sum()) / pairs
+    return wp.lerp_(wc, 1 - alpha), mean_wp, mean_wc

@@ -10,14 +10,13 @@ import numpy as np
 import torch
 from torch import nn, Tensor
 from tqdm.auto import tqdm
-from adamp import AdamP
 from fastcore.basics import patch
 from .core import DataError, ReConPatchError, count_nonfinite, get_device, keep_freed_memory
-from .similarities import combined_similarity
+from .similarities import pseudo_labels
 from .loss import relaxed_contrastive_loss
 
 # %% auto #0
-__all__ = ['INITS', 'PAPER_SCHEDULE', 'ReConPatchNet', 'make_target', 'ema_update', 'init_representation', 'TrainConfig',
+__all__ = ['INITS', 'PAPER_SCHEDULE', 'ReConPatchNet', 'make_target', 'ema_update', 'AdamP', 'init_representation', 'TrainConfig',
            'reconpatch_step', 'train_reconpatch']
 
 # %% ../nbs/06_training.ipynb #bbce1fea
@@ -54,9 +53,73 @@ def ema_update(target:nn.Module, # similarity network, updated in place
     if tp.keys() != op.keys() or any(tp[n].shape != op[n].shape for n in tp):
         raise ValueError("ema_update: target and online networks must have the same parameters "
                          f"(names and shapes); got {sorted(tp)} vs {sorted(op)}")
-    for n, t in tp.items(): t.mul_(gamma).add_(op[n].detach(), alpha=1 - gamma)
+    torch._foreach_lerp_(list(tp.values()), [op[n].detach() for n in tp], 1 - gamma)   # one pass per tensor
     ob = dict(online.named_buffers())
     for n, b in target.named_buffers(): b.copy_(ob[n])
+
+# %% ../nbs/06_training.ipynb #23471e18
+class AdamP(torch.optim.AdamW):
+    "AdamP (Heo et al. 2021): AdamW, with the update of a weight orthogonal to its gradient projected off the weight."
+    def __init__(self, params, # parameters or parameter groups
+                 lr:float=1e-3, # learning rate
+                 betas:tuple=(0.9, 0.999), # moment decays
+                 eps:float=1e-8, # added to the second-moment root, and the floor of the norms
+                 weight_decay:float=0., # decoupled weight decay
+                 delta:float=0.1, # orthogonality threshold, divided by the square root of the view size
+                 wd_ratio:float=0.1, # weight decay factor of a projected weight
+                 fused:bool|None=None, # None: AdamW's fused kernel where torch has one for the device
+                ):
+        params, kw = list(params), dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        try: super().__init__(params, **kw, fused=fused is not False)
+        except (RuntimeError, ValueError, TypeError):
+            if fused: raise
+            super().__init__(params, **kw)
+        for group in self.param_groups: group.setdefault('delta', delta); group.setdefault('wd_ratio', wd_ratio)
+
+    def _orthogonal_view(self, p:Tensor, grad:Tensor, group:dict)->int:
+        "1: `grad` is orthogonal to `p` row by row, 2: as a whole, 0: neither (AdamW's step)."
+        x, y = grad.reshape(p.shape[0], -1), p.reshape(p.shape[0], -1)
+        norm = torch.linalg.vector_norm
+        dot, nx, ny = torch.stack([torch.linalg.vecdot(x, y), norm(x, dim=1), norm(y, dim=1)]).double().cpu().numpy()
+        eps = group['eps']                                            # one host read for both views, then float64
+        if (abs(dot) / (np.maximum(nx, eps) * np.maximum(ny, eps))).max() < group['delta'] / math.sqrt(x.shape[1]): return 1
+        whole = abs(dot.sum()) / (max(math.sqrt((nx * nx).sum()), eps) * max(math.sqrt((ny * ny).sum()), eps))
+        return 2 if whole < group['delta'] / math.sqrt(p.numel()) else 0
+
+    def _projected_step(self, p:Tensor, grad:Tensor, group:dict, view:int):
+        "The AdamP step of one weight whose update is projected (`view` from `_orthogonal_view`); state as AdamW's."
+        st = self.state[p]
+        if not st:
+            on_dev = group['fused'] or group['capturable']
+            st['step'] = torch.zeros((), dtype=torch.float32, device=p.device if on_dev else 'cpu')
+            st['exp_avg'], st['exp_avg_sq'] = torch.zeros_like(p), torch.zeros_like(p)
+        st['step'] += 1
+        t, (b1, b2) = float(st['step']), group['betas']
+        m, v = st['exp_avg'], st['exp_avg_sq']
+        m.lerp_(grad, 1 - b1); v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        update = m / (v.sqrt() / math.sqrt(1 - b2 ** t)).add_(group['eps'])
+        rows = p.shape[0] if view == 1 else 1
+        unit = p.reshape(rows, -1) / (p.reshape(rows, -1).norm(dim=1, keepdim=True) + group['eps'])
+        u = update.view(rows, -1)
+        u.sub_(unit * torch.linalg.vecdot(unit, u)[:, None])          # the component along the weight removed
+        p.mul_(1 - group['lr'] * group['weight_decay'] * group['wd_ratio'])
+        p.add_(update, alpha=-group['lr'] / (1 - b1 ** t))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        "One AdamP step: AdamW's (fused) step on every weight but the projected ones, then theirs."
+        loss = None
+        if closure is not None:
+            with torch.enable_grad(): loss = closure()
+        held = [(p, p.grad, group) for group in self.param_groups for p in group['params']
+                if p.grad is not None and p.ndim > 1]
+        held = [(p, g, group, v) for p, g, group in held if (v := self._orthogonal_view(p, g, group))]
+        for p, *_ in held: p.grad = None                              # AdamW skips them
+        try: super().step()
+        finally:
+            for p, g, *_ in held: p.grad = g
+        for p, g, group, view in held: self._projected_step(p, g, group, view)
+        return loss
 
 # %% ../nbs/06_training.ipynb #c5566a94
 def _pca_rows(features:Tensor, # (N, D) patches
@@ -134,12 +197,6 @@ def validate(self:TrainConfig):
 # %% ../nbs/06_training.ipynb #d6924464
 PAPER_SCHEDULE = dict(steps=None, epochs=120, lr=1e-5, init='random')  # the paper's training: `ReConPatch(**PAPER_SCHEDULE)`
 
-# %% ../nbs/06_training.ipynb #5c19c119
-def _offdiag_mean(w:Tensor)->Tensor:
-    "Mean of the off-diagonal entries of the square `w` (0-d tensor, no host synchronisation)."
-    B = w.shape[0]
-    return (w.sum() - w.diagonal().sum()) / max(B * (B - 1), 1)
-
 # %% ../nbs/06_training.ipynb #2ae3c775
 def reconpatch_step(net:ReConPatchNet, # online network, trained
                     target:ReConPatchNet, # similarity network, EMA of `net`
@@ -148,14 +205,13 @@ def reconpatch_step(net:ReConPatchNet, # online network, trained
                     cfg:TrainConfig, # alpha, sigma, k, margin, gamma
                    )->dict: # loss, w_pairwise, w_contextual (0-d tensors)
     "One ReConPatch training step: pseudo-labels from `target`, loss and optimiser step on `net`, EMA update."
-    with torch.no_grad():
-        w, wp, wc = combined_similarity(target(p), cfg.alpha, cfg.sigma, cfg.k, normalize=True, return_parts=True)
+    with torch.no_grad(): w, mean_wp, mean_wc = pseudo_labels(target(p), cfg.alpha, cfg.sigma, cfg.k, normalize=True)
     loss = relaxed_contrastive_loss(net(p), w, cfg.margin)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     ema_update(target, net, cfg.gamma)
-    return dict(loss=loss.detach(), w_pairwise=_offdiag_mean(wp), w_contextual=_offdiag_mean(wc))
+    return dict(loss=loss.detach(), w_pairwise=mean_wp, w_contextual=mean_wc)
 
 # %% ../nbs/06_training.ipynb #a486873f
 def _check_features(features, # (N, D) patches: a float tensor or a numpy array (not copied)
