@@ -83,7 +83,8 @@ def _fused_grad(c:Tensor, g:Tensor, delta:Tensor, mu:Tensor, mu_live:Tensor, dea
     A = torch.sub(g, s).mul_(k).div_(delta).fill_diagonal_(0.)     # g and delta stay intact: backward can run twice
     if dead is not None: A.masked_fill_(dead, 0.)
     S = A.add_(transposed_copy(A))
-    return torch.addmm(c * S.sum(1, keepdim=True), S, c, alpha=-1.).mul_(2.)
+    Sc = S @ torch.cat([c, torch.ones_like(c[:, :1])], 1)          # S z and, in the last column, rowsum(S)
+    return (c * Sc[:, -1:]).sub_(Sc[:, :-1]).mul_(2.)
 
 # %% ../nbs/05_loss.ipynb #d5013e15
 class _RelaxedContrastive(torch.autograd.Function):

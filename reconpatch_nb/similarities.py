@@ -51,6 +51,19 @@ def _centre(z:Tensor)->Tensor:
     q = torch.exp2(torch.floor(torch.log2(z.abs().max().clamp_min(torch.finfo(z.dtype).tiny))) - 8)
     return torch.round(z.mean(0, keepdim=True) / q) * q
 
+# %% ../nbs/04_similarities.ipynb #cafbb3c9
+def _upper_gram_distances(c:Tensor, # (B, D) centred batch
+                          sq:Tensor, # (B,) its squared norms
+                          strip:int=256, # rows per matrix product
+                         )->Tensor: # (B, B): |c_i|^2 + |c_j|^2 - 2 c_i.c_j on and above the diagonal blocks, the rest unset
+    "The Gram form of the squared distances for the upper triangle only, one strip of rows per product (about half the work)."
+    B = c.shape[0]
+    d2 = c.new_empty(B, B)
+    for s in range(0, B, strip):
+        o = d2[s:s + strip, s:]
+        torch.addmm(sq[None, s:], c[s:s + strip], c[s:].T, alpha=-2., out=o).add_(sq[s:s + strip, None])
+    return d2
+
 # %% ../nbs/04_similarities.ipynb #5abd9d5b
 def squared_distances(z:Tensor, # (B, D) batch of vectors
                      )->Tensor: # (B, B) squared Euclidean distances, symmetric, diagonal 0
@@ -59,8 +72,7 @@ def squared_distances(z:Tensor, # (B, D) batch of vectors
     z = z.detach()
     c = z - _centre(z)                              # centred: the Gram form's rounding at the batch's own scale
     sq = (c * c).sum(1)
-    d2 = torch.addmm(sq[None, :], c, c.T, alpha=-2.).add_(sq[:, None])
-    d2 = _mirror_upper(d2).clamp_min_(0).fill_diagonal_(math.inf)
+    d2 = _mirror_upper(_upper_gram_distances(c, sq)).clamp_min_(0).fill_diagonal_(math.inf)
     tol = 2**10 * torch.finfo(c.dtype).eps
     bound = sq.max() * (2 * tol)                      # above every unresolved pair's squared distance
     close = bool(d2.amin() <= bound)                  # the smallest off-diagonal entry (B = 1: inf)
@@ -112,9 +124,10 @@ def _knn_self_first(d:Tensor, # (B, B) distances with -1 on the diagonal
     vals, idx = d.topk(k + 1, dim=1, largest=False, sorted=True)
     tie = (vals[:, k - 1] == vals[:, k]).nonzero().flatten()
     vals, idx = vals[:, :k], idx[:, :k]
-    # topk's order among equal values is unspecified: order the k by index, then stably by distance
-    o = idx.argsort(dim=1); idx, vals = idx.gather(1, o), vals.gather(1, o)
-    idx = idx.gather(1, torch.sort(vals, dim=1, stable=True).indices)
+    if k > 1 and bool((vals[:, 1:] == vals[:, :-1]).any()):   # distinct values: topk's order is already (value, index)
+        # topk's order among equal values is unspecified: order the k by index, then stably by distance
+        o = idx.argsort(dim=1); idx, vals = idx.gather(1, o), vals.gather(1, o)
+        idx = idx.gather(1, torch.sort(vals, dim=1, stable=True).indices)
     if len(tie): idx[tie] = torch.sort(d[tie], dim=1, stable=True).indices[:, :k]
     return idx
 
