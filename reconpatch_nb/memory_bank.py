@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_memory_bank.ipynb #a149d7c3
 from __future__ import annotations
-import math
+import math, time
 from contextlib import contextmanager
 import numpy as np
 import torch
@@ -16,8 +16,8 @@ from fastcore.basics import patch
 from .core import DataError, ReConPatchError, count_nonfinite, get_device
 
 # %% auto #0
-__all__ = ['coreset_size', 'random_projection', 'greedy_coreset', 'NearestNeighbours', 'patch_scores', 'image_scores',
-           'gaussian_kernel1d', 'gaussian_blur', 'anomaly_map']
+__all__ = ['MEASURE_ROWS', 'coreset_size', 'random_projection', 'greedy_coreset', 'NearestNeighbours', 'patch_scores',
+           'image_scores', 'gaussian_kernel1d', 'gaussian_blur', 'anomaly_map']
 
 # %% ../nbs/07_memory_bank.ipynb #192fcc79
 def coreset_size(n:int,       # number of features
@@ -150,9 +150,38 @@ def greedy_coreset(features:Tensor,        # (N, D) features, float32 or float16
         with _num_threads(threads if p.device.type == 'cpu' else None):
             return _greedy_lazy(p, n, start, pbar, block=block)
 
+# %% ../nbs/07_memory_bank.ipynb #f0157b7f
+MEASURE_ROWS = 16384   # banks at least this large get the measured CPU backend; smaller ones use torch
+_CPU_BACKEND = {}       # (dim, torch threads) -> 'torch' or 'faiss', measured once per process
+
+def _measure_cpu_backend(dim:int, # the bank's vector size
+                         rows:int=MEASURE_ROWS, # rows of the random bank searched (64 MB at 1024-d, twice with faiss's copy)
+                         queries:int=256, # queries searched
+                         margin:float=0.9, # faiss must take less than this share of torch's time
+                        )->str:
+    "'faiss' or 'torch': the faster exact k = 1 search on this CPU, measured once per dimension and thread count."
+    key = (dim, torch.get_num_threads())
+    if key not in _CPU_BACKEND:
+        g = torch.Generator().manual_seed(0)
+        bank, q = torch.randn(rows, dim, generator=g), torch.randn(queries, dim, generator=g)
+        secs = {}
+        for name in ('torch', 'faiss'):
+            nn_ = NearestNeighbours(bank, use_gpu=False, backend=name)
+            nn_._knn(q[:32], 1)                                       # warm-up
+            secs[name] = min(_seconds(lambda: nn_._knn(q, 1)) for _ in range(3))
+        _CPU_BACKEND[key] = 'faiss' if secs['faiss'] < margin * secs['torch'] else 'torch'
+    return _CPU_BACKEND[key]
+
+def _seconds(fn)->float:
+    "Wall seconds of one call of `fn`."
+    t = time.perf_counter(); fn()
+    return time.perf_counter() - t
+
 # %% ../nbs/07_memory_bank.ipynb #4b1ada6c
 def _pick_backend(backend:str, # 'auto', 'torch' or 'faiss'
                   use_gpu:bool|None, # None: GPU when available; False: CPU; True: GPU or error
+                  rows:int=0, # bank rows: from `MEASURE_ROWS` on, 'auto' on the CPU is measured
+                  dim:int=0, # bank dimension (for the measurement)
                  )->tuple[str, bool]: # ('faiss' or 'torch', on the GPU)
     "The search backend for the request, and whether it runs on the GPU (`ReConPatchError` if a GPU is demanded but absent)."
     if backend not in ('auto', 'faiss', 'torch'):
@@ -165,12 +194,14 @@ def _pick_backend(backend:str, # 'auto', 'torch' or 'faiss'
             'auto': "there is no GPU (CUDA is not available to torch and faiss sees none: faiss-gpu not installed)"}[backend]
     if use_gpu and not have[backend]: raise ReConPatchError(f"use_gpu=True but {hint}; or use use_gpu=None")
     on_gpu = bool(have[backend] and use_gpu is not False)
-    if backend == 'auto': backend = 'faiss' if on_gpu and faiss_gpu else 'torch'
+    if backend == 'auto':
+        if on_gpu: backend = 'faiss' if faiss_gpu else 'torch'
+        else: backend = _measure_cpu_backend(dim) if rows >= MEASURE_ROWS else 'torch'
     return backend, on_gpu
 
 # %% ../nbs/07_memory_bank.ipynb #6a3218c0
 class NearestNeighbours:
-    "Exact L2 nearest-neighbour search in a memory bank (torch matmul on CPU; faiss GPU index on CUDA when present)."
+    "Exact L2 nearest-neighbour search in a memory bank (on a CPU the faster of torch and faiss, measured; faiss GPU index on CUDA when present)."
     def __init__(self,
                  bank:Tensor,             # (M, D) memory bank
                  use_gpu:bool|None=None,  # None: GPU when available; False: CPU; True: GPU or error
@@ -179,7 +210,7 @@ class NearestNeighbours:
         bank = torch.as_tensor(bank)
         if bank.ndim != 2 or bank.shape[0] == 0:
             raise DataError(f"bank: expected a non-empty (M, D) tensor, got shape {tuple(bank.shape)}")
-        self.backend, self.on_gpu = _pick_backend(backend, use_gpu)
+        self.backend, self.on_gpu = _pick_backend(backend, use_gpu, rows=bank.shape[0], dim=bank.shape[1])
         self.bank = bank.detach().to('cpu', torch.float32).contiguous()
         self._build_index()
 
