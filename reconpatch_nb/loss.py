@@ -74,13 +74,13 @@ def _fused_value(z:Tensor, # (B, D) online projections (no autograd: called insi
 
 # %% ../nbs/05_loss.ipynb #d7e1b2e1
 def _fused_grad(c:Tensor, g:Tensor, delta:Tensor, mu:Tensor, mu_live:Tensor, dead:Tensor|None, # from `_fused_value`
-                grad:Tensor, # upstream gradient of the loss (0-d)
+                grad:Tensor|float=1., # upstream gradient of the loss
                )->Tensor: # (B, D) dL/dz
-    "Closed-form gradient of the relaxed contrastive loss with respect to `z`."
+    "Closed-form gradient of the relaxed contrastive loss with respect to `z`; works in the buffers of `g` and `delta`."
     B = c.shape[0]
     s = torch.linalg.vecdot(g, delta, dim=1)[:, None].div_(B).mul_(mu_live)   # through the row mean (none when clamped)
     k = grad / (B * mu * mu)                                        # dL/d d2 = (2/B) grad (g - s) / (2 mu^2 delta)
-    A = torch.sub(g, s).mul_(k).div_(delta).fill_diagonal_(0.)     # g and delta stay intact: backward can run twice
+    A = g.sub_(s).mul_(k).div_(delta).fill_diagonal_(0.)           # in place: `g` and `delta` are used up
     if dead is not None: A.masked_fill_(dead, 0.)
     S = A.add_(transposed_copy(A))
     Sc = S @ torch.cat([c, torch.ones_like(c[:, :1])], 1)          # S z and, in the last column, rowsum(S)
@@ -88,15 +88,17 @@ def _fused_grad(c:Tensor, g:Tensor, delta:Tensor, mu:Tensor, mu_live:Tensor, dea
 
 # %% ../nbs/05_loss.ipynb #d5013e15
 class _RelaxedContrastive(torch.autograd.Function):
-    "The relaxed contrastive loss with a closed-form backward: `_fused_value` forward, `_fused_grad` backward."
+    "The relaxed contrastive loss with a closed-form gradient, computed with the value; backward only scales it."
     @staticmethod
     def forward(ctx, z:Tensor, w:Tensor, margin:float, eps:float):
-        loss, saved = _fused_value(z, w, margin, eps)
-        ctx.save_for_backward(*saved)
+        loss, parts = _fused_value(z, w, margin, eps)
+        ctx.save_for_backward(_fused_grad(*parts) if ctx.needs_input_grad[0] else None)   # (B, D): no B x B kept
         return loss
 
     @staticmethod
-    def backward(ctx, grad): return _fused_grad(*ctx.saved_tensors, grad), None, None, None
+    def backward(ctx, grad):
+        (gz,) = ctx.saved_tensors
+        return gz * grad, None, None, None
 
 # %% ../nbs/05_loss.ipynb #af33e462
 def relaxed_contrastive_loss(z:Tensor, # (B, D) online projections (with gradient)
