@@ -44,10 +44,10 @@ def load_revision(rev):
 
 def labels_from_combined(combined):
     "`pseudo_labels` for a revision that had only `combined_similarity`: w and its parts' off-diagonal means."
+    from reconpatch_nb.similarities import _offdiag_mean
     def labels(z, alpha, sigma, k, normalize=True):
         w, wp, wc = combined(z, alpha, sigma, k, normalize=normalize, return_parts=True)
-        n = max(w.shape[0] * (w.shape[0] - 1), 1)
-        return w, (wp.sum() - wp.diagonal().sum()) / n, (wc.sum() - wc.diagonal().sum()) / n
+        return w, _offdiag_mean(wp), _offdiag_mean(wc)
     return labels
 
 # ---------------------------------------------------------------- training step

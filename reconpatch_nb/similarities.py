@@ -203,6 +203,12 @@ def combined_similarity(z:Tensor, # (B, D) similarity-network projections z_bar
     w = torch.lerp(wc, wp, alpha)                       # alpha * wp + (1 - alpha) * wc in one pass
     return (w, wp, wc) if return_parts else w
 
+# %% ../nbs/04_similarities.ipynb #cdef265a
+def _offdiag_mean(w:Tensor)->Tensor:
+    "Mean of the off-diagonal entries of the square `w` (0-d tensor, no host synchronisation)."
+    B = w.shape[0]
+    return (w.sum() - w.diagonal().sum()) / max(B * (B - 1), 1)
+
 # %% ../nbs/04_similarities.ipynb #b11fb846
 @torch.no_grad()
 def pseudo_labels(z:Tensor, # (B, D) similarity-network projections z_bar
@@ -215,7 +221,6 @@ def pseudo_labels(z:Tensor, # (B, D) similarity-network projections z_bar
     z = _prepare(z, alpha, normalize)
     d2 = squared_distances(z)
     wc = contextual_similarity(z, k, d2)
-    wp = d2.div_(-_sigma(sigma, d2)).exp_()            # in place of the distances; its diagonal is exp(0) = 1
-    B = wp.shape[0]; pairs = max(B * (B - 1), 1)
-    mean_wp, mean_wc = (wp.sum() - B) / pairs, (wc.sum() - wc.diagonal().sum()) / pairs
+    wp = d2.div_(-_sigma(sigma, d2)).exp_()            # in place of the distances
+    mean_wp, mean_wc = _offdiag_mean(wp), _offdiag_mean(wc)
     return wp.lerp_(wc, 1 - alpha), mean_wp, mean_wc
