@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['IN_TEST', 'ReConPatchError', 'DataError', 'WeightsUnavailableError', 'ModelFileError', 'get_device',
-           'seed_everything', 'atomic_write_bytes', 'atomic_torch_save', 'count_nonfinite', 'peak_rss_mb', 'measure',
+__all__ = ['IN_TEST', 'MAX_AUTO_THREADS', 'ReConPatchError', 'DataError', 'WeightsUnavailableError', 'ModelFileError',
+           'get_device', 'seed_everything', 'busy_cpus', 'usable_cpus', 'physical_cores', 'auto_threads',
+           'threads_scope', 'atomic_write_bytes', 'atomic_torch_save', 'count_nonfinite', 'peak_rss_mb', 'measure',
            'release_memory', 'keep_freed_memory', 'transposed_copy']
 
 # %% ../nbs/00_core.ipynb #0c2f7f55
@@ -46,6 +47,87 @@ def seed_everything(seed:int, # seed for python, numpy and torch
                    ):
     "Make random draws (sampling, initialisation, synthetic data) repeatable."
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+
+# %% ../nbs/00_core.ipynb #298fa591
+MAX_AUTO_THREADS = 8   # more threads than this gain little on the step's products (B = 1024) and cost start-up
+
+# %% ../nbs/00_core.ipynb #966445e1
+def _read_cpu_times(stat:str, # the text of /proc/stat
+                   )->dict: # cpu index -> (busy, total) jiffies
+    "Busy and total jiffies per CPU from `/proc/stat` (idle and iowait count as not busy)."
+    out = {}
+    for line in stat.splitlines():
+        name, *vals = line.split()
+        if not (name.startswith('cpu') and name[3:].isdigit()): continue
+        v = [int(x) for x in vals[:8]]
+        out[int(name[3:])] = (sum(v) - v[3] - v[4], sum(v))
+    return out
+
+def busy_cpus(before:str, # /proc/stat text at the start of the interval
+              after:str,  # /proc/stat text at its end
+              cpus,       # the CPU indices to count
+             )->float: # CPUs' worth of busy time in the interval, e.g. 1.0 = one CPU fully busy
+    "How many of `cpus` were busy between two readings of `/proc/stat`."
+    b, a = _read_cpu_times(before), _read_cpu_times(after)
+    busy = 0.
+    for c in cpus:
+        if c in a and c in b and a[c][1] > b[c][1]: busy += (a[c][0] - b[c][0]) / (a[c][1] - b[c][1])
+    return busy
+
+# %% ../nbs/00_core.ipynb #f9835695
+def usable_cpus()->list[int]:
+    "The logical CPUs this process may run on (its affinity; all of them where the OS has no such call)."
+    try: return sorted(os.sched_getaffinity(0))
+    except AttributeError: return list(range(os.cpu_count() or 1))
+
+def _cgroup_cpu_limit()->float|None:
+    "CPUs' worth of time a cgroup quota allows this process (None: no quota)."
+    try: quota, period = Path('/sys/fs/cgroup/cpu.max').read_text().split()[:2]
+    except (OSError, ValueError): return None
+    return None if quota == 'max' else int(quota) / int(period)
+
+def physical_cores(cpus:list[int], # logical CPUs
+                  )->int:
+    "How many physical cores `cpus` spans (hyperthreads of one core count once); `len(cpus)` where unknown."
+    cores = set()
+    for c in cpus:
+        try: cores.add(Path(f'/sys/devices/system/cpu/cpu{c}/topology/core_cpus_list').read_text().strip())
+        except OSError: return len(cpus)
+    return len(cores)
+
+# %% ../nbs/00_core.ipynb #799f312f
+def auto_threads(interval:float=0.1, # seconds between the two readings of the CPUs' load
+                )->int:
+    "The thread count for this machine now: its idle physical cores, in [1, `MAX_AUTO_THREADS`]; `OMP_NUM_THREADS` wins."
+    if (env := os.environ.get('OMP_NUM_THREADS', '').strip()).isdigit() and int(env) >= 1: return int(env)
+    cpus = usable_cpus()
+    n = min(physical_cores(cpus), MAX_AUTO_THREADS)
+    if (lim := _cgroup_cpu_limit()) is not None: n = min(n, max(1, int(lim)))
+    try:
+        before = Path('/proc/stat').read_text(); time.sleep(interval); after = Path('/proc/stat').read_text()
+        others = busy_cpus(before, after, cpus)   # this process is idle while it waits: the load is the neighbours'
+    except OSError: others = 0.
+    return max(1, min(n, int(round(len(cpus) - others))))
+
+# %% ../nbs/00_core.ipynb #6106a926
+_thread_scopes = []   # the counts of the scopes now open (the innermost last)
+
+@contextmanager
+def threads_scope(threads:int|None=None, # torch CPU threads; None: `auto_threads()`, or the enclosing scope's count
+                 ):
+    "Run the enclosed block with `threads` torch (and faiss) CPU threads; the previous counts are restored after."
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= 1024):
+        raise ValueError(f"threads={threads!r}: expected an int in [1, 1024] or None (automatic)")
+    if threads is None: threads = _thread_scopes[-1] if _thread_scopes else auto_threads()
+    faiss = sys.modules.get('faiss')
+    prev, prev_faiss = torch.get_num_threads(), faiss.omp_get_max_threads() if faiss is not None else None
+    torch.set_num_threads(int(threads))
+    if faiss is not None: faiss.omp_set_num_threads(int(threads))
+    _thread_scopes.append(int(threads))
+    try: yield int(threads)
+    finally:
+        _thread_scopes.pop(); torch.set_num_threads(prev)
+        if faiss is not None: faiss.omp_set_num_threads(prev_faiss)
 
 # %% ../nbs/00_core.ipynb #fcce0239
 def _umask()->int:
