@@ -18,7 +18,7 @@ except ImportError: fcntl = None
 
 # %% auto #0
 __all__ = ['SYNTHETIC_CATEGORIES', 'GENERATOR_VERSION', 'MANIFEST_NAME', 'synthetic_defect_types', 'synthetic_image',
-           'make_synthetic_dataset', 'show_synthetic']
+           'make_synthetic_dataset', 'synthetic_conflict', 'show_synthetic']
 
 # %% ../nbs/02_synthetic.ipynb #8f116c11
 SYNTHETIC_CATEGORIES = ['weave', 'timber', 'granite', 'hexnut', 'vial']
@@ -490,16 +490,30 @@ def _up_to_date(root:Path, cat:str, entry:dict|None, plan:list, params:dict)->bo
     return bool(entry is not None and entry.get('complete') and entry.get('params') == params
                 and all((root/cat/p).exists() and (m is None or (root/cat/m).exists()) for p, *_, m in plan))
 
+# %% ../nbs/02_synthetic.ipynb #243a88d2
+def _conflict(root:Path, # dataset root
+              cat:str, # category
+              entry:dict|None, # its manifest entry (None: the manifest does not know it)
+              params:dict, # the parameters asked for (`_dataset_params`)
+             )->str|None:
+    "Why drawing `cat` under `root` would replace something a user may want to keep (None: nothing would be lost)."
+    d = root/cat
+    if not d.exists() or (d.is_dir() and not any(d.iterdir())): return None
+    if not d.is_dir(): return 'exists and is not a folder'
+    if entry is None: return 'exists and was not written by make_synthetic_dataset'
+    old = entry.get('params') or {}
+    diff = [f"{k} {old.get(k)} there, {v} now" for k, v in params.items() if k != 'version' and old.get(k) != v]
+    return f"holds a synthetic category made with other parameters ({', '.join(diff)})" if diff and entry.get('complete') else None
+
 # %% ../nbs/02_synthetic.ipynb #69c5f5c5
 def _todo(root:Path, man:dict, categories:list, params:dict, overwrite:bool)->list[tuple]:
-    "(category, plan) of each category to draw; `DataError` for a category folder the manifest does not know."
+    "(category, plan) of each category to draw; `DataError` for one that would replace what `_conflict` keeps (unless `overwrite`)."
     todo = []
     for cat in categories:
         entry, plan = man['categories'].get(cat), _plan(cat, params['n_train'], params['n_test_good'], params['n_test_defect'])
         if not overwrite and _up_to_date(root, cat, entry, plan, params): continue
-        if entry is None and (root/cat).exists() and any((root/cat).iterdir()) and not overwrite:
-            raise DataError(f'{root/cat} exists and was not written by make_synthetic_dataset; refusing to replace it '
-                            f'(pass overwrite=True to replace it, or choose another root)')
+        if not overwrite and (why := _conflict(root, cat, entry, params)):
+            raise DataError(f'{root/cat} {why}; refusing to replace it (pass overwrite=True to replace it, or choose another root)')
         todo.append((cat, plan))
     return todo
 
@@ -564,6 +578,18 @@ def make_synthetic_dataset(root:str|Path,               # dataset root; one fold
     params = _dataset_params(n_train, n_test_good, n_test_defect, size, seed)
     with _root_lock(root): _make(root, categories, params, overwrite, progress)
     return root
+
+# %% ../nbs/02_synthetic.ipynb #21b90977
+def synthetic_conflict(root:str|Path, # dataset root
+                       categories:str|Sequence[str]|None=None, # as for `make_synthetic_dataset`
+                       n_train:int=50, n_test_good:int=12, n_test_defect:int=6, size:int=256, seed:int=0,
+                      )->str|None:
+    "'PATH: why' of the first category `make_synthetic_dataset(...)` would refuse to replace without `overwrite` (None: none)."
+    root = Path(root); params = _dataset_params(n_train, n_test_good, n_test_defect, size, seed)
+    man = _read_manifest(root) if root.is_dir() else {'categories': {}}
+    for cat in _categories(categories):
+        if (why := _conflict(root, cat, man['categories'].get(cat), params)): return f"{root/cat}: {why}"
+    return None
 
 # %% ../nbs/02_synthetic.ipynb #03bc97d8
 def _show_cell(ax, cat:str, d:str|None, j:int, size:int, seed:int, severity:float):
