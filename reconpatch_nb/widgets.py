@@ -169,7 +169,7 @@ class AnomalyExplorer:
         self._connect()
         self.set_category(category if category is not None else next(iter(self.categories)))
 
-    def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
+    def _ipython_display_(self): display(self.widget)   # ipywidgets 7 widgets have no _repr_mimebundle_
 
 # %% ../nbs/11_widgets.ipynb #b13934bf
 @patch
