@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['IN_TEST', 'MAX_AUTO_THREADS', 'ReConPatchError', 'DataError', 'WeightsUnavailableError', 'ModelFileError',
-           'get_device', 'seed_everything', 'busy_cpus', 'usable_cpus', 'physical_cores', 'auto_threads',
-           'threads_scope', 'atomic_write_bytes', 'atomic_torch_save', 'count_nonfinite', 'peak_rss_mb', 'measure',
-           'release_memory', 'keep_freed_memory', 'transposed_copy']
+__all__ = ['IN_TEST', 'MAX_AUTO_THREADS', 'AUTO_THREADS_MAX_AGE', 'ReConPatchError', 'DataError', 'WeightsUnavailableError',
+           'ModelFileError', 'get_device', 'seed_everything', 'seeded', 'busy_cpus', 'usable_cpus', 'physical_cores',
+           'auto_threads', 'threads_scope', 'atomic_write_bytes', 'atomic_torch_save', 'count_nonfinite', 'peak_rss_mb',
+           'measure', 'release_memory', 'keep_freed_memory', 'transposed_copy']
 
 # %% ../nbs/00_core.ipynb #0c2f7f55
 IN_TEST = bool(os.environ.get('IN_TEST'))
@@ -47,6 +47,18 @@ def seed_everything(seed:int, # seed for python, numpy and torch
                    ):
     "Make random draws (sampling, initialisation, synthetic data) repeatable."
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+
+# %% ../nbs/00_core.ipynb #291e3958
+@contextmanager
+def seeded(seed:int, # seed for python's, numpy's and torch's global generators inside the block
+          ):
+    "Run the enclosed block with the global generators seeded; their states before it are restored afterwards."
+    py, npy = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        seed_everything(seed)
+        try: yield
+        finally: random.setstate(py); np.random.set_state(npy)
 
 # %% ../nbs/00_core.ipynb #298fa591
 MAX_AUTO_THREADS = 8   # more threads than this gain little on the step's products (B = 1024) and cost start-up
@@ -111,6 +123,13 @@ def auto_threads(interval:float=0.1, # seconds between the two readings of the C
 
 # %% ../nbs/00_core.ipynb #6106a926
 _thread_scopes = []   # the counts of the scopes now open (the innermost last)
+_auto_choice = [-1e9, 1]   # (when, what) auto_threads last chose: reused for `AUTO_THREADS_MAX_AGE` seconds
+AUTO_THREADS_MAX_AGE = 30.   # a loop of predict calls measures the load once, not at every batch
+
+def _auto_threads_cached()->int:
+    "`auto_threads()`, measured at most once every `AUTO_THREADS_MAX_AGE` seconds."
+    if time.monotonic() - _auto_choice[0] > AUTO_THREADS_MAX_AGE: _auto_choice[:] = [time.monotonic(), auto_threads()]
+    return _auto_choice[1]
 
 @contextmanager
 def threads_scope(threads:int|None=None, # torch CPU threads; None: `auto_threads()`, or the enclosing scope's count
@@ -118,7 +137,7 @@ def threads_scope(threads:int|None=None, # torch CPU threads; None: `auto_thread
     "Run the enclosed block with `threads` torch (and faiss) CPU threads; the previous counts are restored after."
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= 1024):
         raise ValueError(f"threads={threads!r}: expected an int in [1, 1024] or None (automatic)")
-    if threads is None: threads = _thread_scopes[-1] if _thread_scopes else auto_threads()
+    if threads is None: threads = _thread_scopes[-1] if _thread_scopes else _auto_threads_cached()
     faiss = sys.modules.get('faiss')
     prev, prev_faiss = torch.get_num_threads(), faiss.omp_get_max_threads() if faiss is not None else None
     torch.set_num_threads(int(threads))

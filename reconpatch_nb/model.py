@@ -12,7 +12,7 @@ from fastcore.basics import patch
 from tqdm.auto import tqdm
 import reconpatch_nb
 from .core import (DataError, ModelFileError, ReConPatchError, atomic_torch_save, get_device, measure,
-                                release_memory, seed_everything)
+                                count_nonfinite, release_memory, seed_everything, seeded, threads_scope)
 from .backbone import Backbone, Features, PatchFeatureExtractor, backbone_normalization
 from .training import ReConPatchNet, TrainConfig, train_reconpatch
 from .memory_bank import NearestNeighbours, _sq_norms, anomaly_map, greedy_coreset, image_scores, patch_scores
@@ -45,6 +45,21 @@ DEFAULTS = {
 }
 
 # %% ../nbs/08_model.ipynb #b63671da
+_RANGES = dict(   # key: (type, lowest, highest) of the model's numeric settings; '(' marks an open lower end
+    resize=(int, 32, 8192), crop=(int, 32, 8192), feature_dim=(int, 1, 65536), coreset_ratio=(float, '(0', 1),
+    coreset_proj_dim=(int, 1, 65536), reweight_b=(int, 1, 1000), blur_sigma=(float, 0, 100), seed=(int, 0, 2**63 - 1),
+    extract_batch_size=(int, 1, 4096), steps=(int, 1, 10**7), epochs=(int, 1, 10**5), batch_size=(int, 2, 65536),
+    lr=(float, '(0', 10), hidden_dim=(int, 1, 65536), proj_dim=(int, 1, 65536), k=(int, 2, 65536))
+
+def _check_range(key:str, v, kind:type, lo, hi):
+    "A one-line `ValueError` naming `key`, its value and its range unless `v` is a `kind` in the range (None passes)."
+    if v is None: return
+    open_lo = isinstance(lo, str); lo_v = float(lo[1:]) if open_lo else lo
+    ok_type = not isinstance(v, bool) and (isinstance(v, (int, np.integer)) if kind is int else isinstance(v, (int, float, np.number)))
+    if not (ok_type and np.isfinite(v) and (v > lo_v if open_lo else v >= lo_v) and v <= hi):
+        what = 'an int' if kind is int else 'a number'
+        raise ValueError(f"{key}={v!r}: expected {what} in {'(' if open_lo else '['}{lo_v:g}, {hi:g}]")
+
 def _check_config(method:str, # one of `METHODS`
                   config:dict)->dict: # keys of `DEFAULTS`
     "`DEFAULTS` updated with `config`, after refusing an unknown method or key and out-of-range calibration settings."
@@ -60,6 +75,9 @@ def _check_config(method:str, # one of `METHODS`
         raise ValueError(f"calibration_max_images={cap!r}: expected an int >= 1")
     if not (isinstance(q, (int, float, np.number)) and 0 <= q <= 100):
         raise ValueError(f"threshold_percentile={q!r}: expected a number in [0, 100]")
+    for key, (kind, lo, hi) in _RANGES.items(): _check_range(key, c[key], kind, lo, hi)
+    if c['resize'] < c['crop']: raise ValueError(f"resize={c['resize']} is below crop={c['crop']}: expected resize >= crop")
+    TrainConfig(**{k: c[k] for k in _train_defaults()}, seed=c['seed']).validate()   # training's own ranges, now
     return {**c, 'layers': tuple(c['layers'])}
 
 # %% ../nbs/08_model.ipynb #d4947530
@@ -78,8 +96,10 @@ class ReConPatch(Detector):
     def __init__(self, method:str='reconpatch', # 'reconpatch', 'patchcore' (f = identity) or 'untrained' (f at init)
                  device:str|None=None, # 'cpu', 'cuda' or None (GPU when present)
                  progress:bool=True, # show progress bars
+                 threads:int|None=None, # torch CPU threads for fit and predict; None: the idle cores (`core.auto_threads`)
                  **config): # any key of `DEFAULTS`
-        self.method, self.progress, self.config = method, progress, _check_config(method, config)
+        with threads_scope(threads if threads is not None else 1): pass   # checks `threads` now, not after the features
+        self.method, self.progress, self.threads, self.config = method, progress, threads, _check_config(method, config)
         self.config['mean'], self.config['std'] = _resolve_normalization(self.config)
         self.device = get_device(device)
         self.net = self.bank = self.bank_images = None   # f (None: the identity), the memory bank and its images
@@ -244,12 +264,27 @@ def score_embeddings(self:ReConPatch, emb:torch.Tensor, # (B, P, D) patch embedd
     return scores.cpu().numpy().astype(np.float32), maps.cpu().numpy().astype(np.float32)
 
 # %% ../nbs/08_model.ipynb #366f00fe
-def _image_batch(images)->torch.Tensor: # a (B, 3, H, W) or (3, H, W) tensor or array
-    "`images` as a (B, 3, H, W) tensor: one (3, H, W) image gets a batch axis, arrays become tensors."
+def _image_batch(images, # a (B, 3, H, W) or (3, H, W) tensor or array
+                 mean=None, std=None, # the model's normalisation: values far outside its range are refused
+                )->torch.Tensor:
+    "`images` as a float (B, 3, H, W) tensor, or a one-line `DataError`: wrong shape, no images, not float, NaN/inf, not normalised."
     images = torch.as_tensor(images)
     if images.ndim == 3: images = images[None]
     if images.ndim != 4 or images.shape[1] != 3:
         raise DataError(f"images: expected a (B, 3, H, W) tensor, got shape {tuple(images.shape)}")
+    if len(images) == 0: raise DataError("images: an empty batch (B = 0): give at least one image")
+    if not images.is_floating_point():
+        raise DataError(f"images: expected float pixels in [0, 1] normalised with the model's mean and std, got {images.dtype} "
+                        f"(load images with AnomalyDataset or data.to_tensor, which do both)")
+    if (bad := count_nonfinite(images)): raise DataError(f"images: {bad} NaN or infinite values")
+    if mean is not None:
+        lo, hi = torch.aminmax(images.float().transpose(0, 1).reshape(3, -1), dim=1)
+        m, s = torch.tensor(mean), torch.tensor(std)
+        # [0, 1] pixels normalised lie in [-m/s, (1-m)/s]; half a pixel range either side allows a resampling's overshoot
+        if bool(((lo < (-0.5 - m) / s) | (hi > (1.5 - m) / s)).any()):
+            raise DataError(f"images: values in [{float(lo.min()):.4g}, {float(hi.max()):.4g}] are far outside [0, 1] pixels "
+                            f"normalised with mean {tuple(mean)} and std {tuple(std)}: 0-255 pixels or another "
+                            f"normalisation? Scale to [0, 1] and normalise as the model does")
     return images
 
 # %% ../nbs/08_model.ipynb #f9ed4243
@@ -258,12 +293,13 @@ def _image_batch(images)->torch.Tensor: # a (B, 3, H, W) or (3, H, W) tensor or 
 def predict(self:ReConPatch, images:torch.Tensor, # (B, 3, H, W) ImageNet-normalised images (H = W = crop)
            )->tuple[np.ndarray, np.ndarray]: # image scores (B,) and anomaly maps (B, H, W), raw score units
     "Image scores and pixel anomaly maps of a batch of images."
-    images = _image_batch(images)
+    images = _image_batch(images, self.config['mean'], self.config['std'])
     self.build_index()  # fails early and clearly when not fitted
-    feats, grid = self.build_extractor()(images.to(self.device, torch.float32))
-    b, p, d = feats.shape
-    emb = self.embed(feats.reshape(b * p, d)).reshape(b, p, -1)
-    return self.score_embeddings(emb, grid, tuple(images.shape[-2:]))
+    with threads_scope(self.threads):
+        feats, grid = self.build_extractor()(images.to(self.device, torch.float32))
+        b, p, d = feats.shape
+        emb = self.embed(feats.reshape(b * p, d)).reshape(b, p, -1)
+        return self.score_embeddings(emb, grid, tuple(images.shape[-2:]))
 
 # %% ../nbs/08_model.ipynb #de2a9ab6
 @patch
@@ -493,18 +529,19 @@ def fit(self:ReConPatch, dataset, # normal training images: an `AnomalyDataset` 
     if len(dataset) == 0: raise DataError("the training set is empty: fit needs at least one normal image")
     size, n_img = tuple(_check_items(dataset)['image'].shape[-2:]), len(dataset)
     self._check_normalization(dataset)
-    seed_everything(c['seed'])
     own = features is None   # features extracted here may be overwritten by f(p)
-    with measure(self.timings, 'features'): feats, grid, reused = self._fit_features(dataset, features)
-    del features; release_memory()   # the extraction's freed temporaries go back to the OS (see core)
-    grid = tuple(grid)
-    if reused: self.timings['features']['seconds'] += reused; t0 -= reused
-    _check_features(feats, n_img, grid, c['feature_dim'])
-    seed_everything(c['seed'])
-    with measure(self.timings, 'training'): self._fit_net(feats)
-    emb = self._embed_all(feats, inplace=own); del feats; release_memory()
-    with measure(self.timings, 'coreset'): self._select_bank(emb, grid[0] * grid[1])
-    with measure(self.timings, 'calibration'): self._calibrate(emb, n_img, grid, size)
+    # seeded: repeatable, and the global generators are left as they were; threads: the idle cores, or `threads`
+    with threads_scope(self.threads), seeded(c['seed']):
+        with measure(self.timings, 'features'): feats, grid, reused = self._fit_features(dataset, features)
+        del features; release_memory()   # the extraction's freed temporaries go back to the OS (see core)
+        grid = tuple(grid)
+        if reused: self.timings['features']['seconds'] += reused; t0 -= reused
+        _check_features(feats, n_img, grid, c['feature_dim'])
+        seed_everything(c['seed'])
+        with measure(self.timings, 'training'): self._fit_net(feats)
+        emb = self._embed_all(feats, inplace=own); del feats; release_memory()
+        with measure(self.timings, 'coreset'): self._select_bank(emb, grid[0] * grid[1])
+        with measure(self.timings, 'calibration'): self._calibrate(emb, n_img, grid, size)
     self.timings['fit_seconds'] = round(time.perf_counter() - t0, 3)
     return self
 
@@ -555,11 +592,13 @@ def _check_format(state, path:Path):
 def _read_model_file(path)->dict:
     "The content of a model file, read without running code from it, or a `ModelFileError` that says what is wrong."
     path = Path(path)
+    if path.is_dir(): raise ModelFileError(f"{path}: is a folder, expected a model file (written by save or reconpatch fit)")
     if not path.is_file(): raise ModelFileError(f"{path}: no such model file")
+    if path.stat().st_size == 0: raise ModelFileError(f"{path}: an empty file (0 bytes), not a model: fit and save it again")
     try: state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
+    except Exception as e:   # the first line of torch's message, which may be empty
         raise ModelFileError(f"{path}: cannot be read as a reconpatch_nb model (truncated or corrupt file?): "
-                             f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+                             f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}") from None
     _check_format(state, path)
     return state
 
