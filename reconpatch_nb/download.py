@@ -100,12 +100,12 @@ def download_file(url:str,        # http(s):// or file:// address
     "Download `url` to `dest` via `dest.part` (resumed if possible), check `sha256`, then rename."
     dest = Path(dest)
     if dest.is_file(): return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + '.part')
     for attempt in range(retries + 1):
         done = part.stat().st_size if part.is_file() else 0
         resp = _open_url(url, done, timeout)
         if resp is None: break                    # 416: the .part file is complete
+        dest.parent.mkdir(parents=True, exist_ok=True)  # only once there is something to write
         try: _stream(resp, part, done, url, progress); break
         except _Interrupted:
             if attempt == retries: raise
@@ -294,7 +294,6 @@ def _download_dataset(kind, root, categories, url, archive, sha256, progress, ke
     wanted = _wanted(kind, categories, url, archive)
     missing = [c for c in wanted if not _present(root, c, kind)]
     if not missing: return root
-    root.mkdir(parents=True, exist_ok=True)
     srcs, failed = _sources(kind, url, archive, sha256), []
     for k, (u, path, sha) in enumerate(srcs, 1):
         if not missing: break
