@@ -8,6 +8,7 @@ categories with random-initialised backbones; it ends with a table of issue 11's
     python benchmarks/speed.py                     # the sizes of issue 11 (10k and 100k x 1024 banks)
     python benchmarks/speed.py --baseline HEAD~3   # also time the step with similarities/loss of a git revision
     python benchmarks/speed.py --only fit --fit-sizes 400   # one section, one size
+    python benchmarks/speed.py --only threads      # the demo at the automatic thread count vs fixed counts, a busy neighbour
 
 Every number is the median of a few repeats, and every result is a ratio of two timings taken in the same
 run, so a shared machine moves both sides. The FLOP floor of the step is the time of its bare matrix
@@ -261,6 +262,41 @@ def bench_startup(a, results):
     for k, v in t.items(): print(f'| `{k}` | {v:.2f} | {v / base:.2f} |')
     results.append(('`reconpatch --help` / `import torch, torchvision`', t['reconpatch --help'] / base, 1.5))
 
+# ---------------------------------------------------------------- threads
+def run_demo_once(out, data, threads, categories):
+    "Wall seconds of `reconpatch demo` into a fresh `out`, with OMP_NUM_THREADS=`threads` (None: the automatic policy)."
+    import shutil
+    shutil.rmtree(out, ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if k != 'OMP_NUM_THREADS'}
+    if threads is not None: env['OMP_NUM_THREADS'] = str(threads)
+    exe = Path(sys.executable).parent/'reconpatch'
+    cmd = [str(exe) if exe.exists() else 'reconpatch', 'demo', '--out', str(out), '--data', str(data)]
+    if categories: cmd += ['--categories', *categories]
+    t = time.perf_counter(); subprocess.run(cmd, check=True, capture_output=True, env=env)
+    return time.perf_counter() - t
+
+def bench_threads(a, results):
+    "`reconpatch demo` at the automatic thread count against every fixed count, with and without CPU-bound neighbours."
+    from reconpatch_nb.synthetic import make_synthetic_dataset
+    from reconpatch_nb.core import usable_cpus
+    cats = ['hexnut'] if a.small else None
+    tmp = Path(tempfile.mkdtemp(prefix='reconpatch_threads_')); data = tmp/'data'
+    make_synthetic_dataset(data, categories=cats or ['weave', 'hexnut', 'vial'], seed=0)   # the demo's categories, made once
+    counts = [None] + list(range(1, len(usable_cpus()) + 1))
+    name = lambda n: 'auto' if n is None else f'{n} thread{"s" if n > 1 else ""}'
+    for n_hogs in (a.neighbours, 0):
+        hogs = [subprocess.Popen([sys.executable, '-c', 'while True: pass']) for _ in range(n_hogs)]
+        try:
+            time.sleep(1.)
+            t = med_times({n: (lambda n=n: run_demo_once(tmp/'out', data, n, cats)) for n in counts}, a.demo_reps, warm=0)
+        finally:
+            for h in hogs: h.kill(); h.wait()
+        best = min(v for k, v in t.items() if k is not None)
+        print(f"\n## reconpatch demo{' --categories hexnut' if cats else ''}, {n_hogs} CPU-bound neighbour process(es), "
+              f"{len(usable_cpus())} usable CPUs, interleaved medians of {a.demo_reps}\n| threads | seconds | / best fixed |\n|---|---|---|")
+        for k, v in t.items(): print(f'| {name(k)} | {v:.1f} | {v / best:.2f} |', flush=True)
+        results.append((f'demo at auto threads / best fixed count, {n_hogs} neighbour(s)', t[None] / best, 1.3))
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--small', action='store_true', help='reduced sizes: a few minutes on 2 CPU cores')
@@ -275,6 +311,8 @@ def main():
     p.add_argument('--predict-images', type=int, default=60, help='training images of the predict banks')
     p.add_argument('--data', default='/tmp/reconpatch_speed_data', help='where the synthetic categories are written')
     p.add_argument('--category', default='weave')
+    p.add_argument('--neighbours', type=int, default=1, help='CPU-bound processes beside the threads section (default 1)')
+    p.add_argument('--demo-reps', type=int, default=1, help='demo runs per thread count in the threads section (default 1)')
     p.add_argument('--fit-worker', nargs=2, metavar=('METHOD', 'N'), help=argparse.SUPPRESS)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -289,9 +327,10 @@ def main():
     if 'startup' in a.only: bench_startup(a, results)
     if 'predict' in a.only: bench_predict(a, results)
     if 'fit' in a.only: bench_fit(a, results)
-    print(f'\n## issue 11 targets (load average now {os.getloadavg()[0]:.2f})\n| ratio | value | target | |\n|---|---|---|---|')
+    if 'threads' in a.only: bench_threads(a, results)
+    print(f'\n## targets (load average now {os.getloadavg()[0]:.2f})\n| ratio | value | target | |\n|---|---|---|---|')
     for name, v, target in results: print(f"| {name} | {v:.2f} | <= {target} | {'pass' if v <= target else 'FAIL'} |")
 
-SECTIONS = ['step', 'search', 'startup', 'predict', 'fit']
+SECTIONS = ['step', 'search', 'startup', 'predict', 'fit', 'threads']
 
 if __name__ == '__main__': main()
