@@ -5,8 +5,10 @@ person would see: no error output, an image in every figure cell and, where a no
 slider changing the confusion counts and the mask. Prints PASS/FAIL lines and `N passed, N failed`.
 
 Needs jupyterlab + selenium (pip) and Debian's chromium + chromium-driver (apt); .ci/run installs them.
-Usage: python .ci/browser_check.py [NOTEBOOK ...] [--full] [--break] [--screens DIR]
-  --break appends a cell whose figure renders as text: the check must then FAIL (a test of the check)."""
+Usage: python .ci/browser_check.py [NOTEBOOK ...] [--full] [--break] [--screens DIR] [--ipywidgets VERSION]
+  --break appends a cell whose figure renders as text: the check must then FAIL (a test of the check).
+  --ipywidgets appends a cell that prints the kernel's ipywidgets version, which must be VERSION: one run per version
+    (e.g. 7.7.1, Colab's, from `pip install --target DIR ipywidgets==7.7.1 ...` and PYTHONPATH=DIR; and 8.x)."""
 import argparse, json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
 
@@ -112,6 +114,7 @@ def main():
     p.add_argument('--screens', help='folder for screenshots')
     p.add_argument('--timeout', type=int, default=900, help='seconds per notebook')
     p.add_argument('--full', action='store_true', help="the configuration a user's Run all gets (no IN_TEST)")
+    p.add_argument('--ipywidgets', help="the ipywidgets version the kernel must run (checked in an appended cell)")
     a = p.parse_args()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -123,6 +126,8 @@ def main():
         nb['metadata'].pop('widgets', None)
         if a.brk: nb['cells'].append(dict(cell_type='code', metadata={}, outputs=[], execution_count=None,
                                         source='# a figure shown as text, no image: the check must FAIL\nfrom reconpatch_nb import visual\nrepr(visual.Figure(figsize=(2, 2)))'))
+        if a.ipywidgets: nb['cells'].append(dict(cell_type='code', metadata={}, outputs=[], execution_count=None,
+                                                 source="import ipywidgets; print('kernel ipywidgets', ipywidgets.__version__)"))
         (root/n).write_text(json.dumps(nb))
     port = free_port(); lab = start_lab(root, port, a.full)
     opts = webdriver.ChromeOptions(); opts.binary_location = shutil.which('chromium') or '/usr/bin/chromium'
@@ -135,11 +140,16 @@ def main():
             cells = run_all(d, f'http://127.0.0.1:{port}/lab/workspaces/{Path(n).stem}/tree/{n}?reset', a.timeout)
             has_explorer = 'AnomalyExplorer(' in (root/n).read_text()   # only notebooks that build one are checked for it
             bad = check_cells(n, cells) + (check_explorer(d, n) if has_explorer else [])
+            if a.ipywidgets:
+                shown = [c['out'].strip() for c in cells if 'kernel ipywidgets' in c['src']]
+                if not shown or shown[-1] != f'kernel ipywidgets {a.ipywidgets}':
+                    bad.append(f"{n}: expected the kernel to run ipywidgets {a.ipywidgets}, it printed {shown[-1] if shown else 'nothing'!r}")
             if a.screens:
                 Path(a.screens).mkdir(parents=True, exist_ok=True); d.save_screenshot(str(Path(a.screens)/f'{Path(n).stem}.png'))
             for b in bad: print('FAIL', b)
             if bad: n_fail += 1
-            else: n_ok += 1; print(f'PASS {n}: {len(cells)} cells, {sum(c["imgs"] > 0 for c in cells)} with images ({time.time() - t0:.0f} s)')
+            else: n_ok += 1; print(f'PASS {n}: {len(cells)} cells, {sum(c["imgs"] > 0 for c in cells)} with images'
+                                      + (f', ipywidgets {a.ipywidgets}' if a.ipywidgets else '') + f' ({time.time() - t0:.0f} s)')
             d.execute_script("window.onbeforeunload = null")
             stop_kernels(port)   # free the CPU for the next notebook
     finally:
