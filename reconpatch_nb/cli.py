@@ -4,11 +4,13 @@
 
 # %% ../nbs/12_cli.ipynb #bd6ef8bf
 from __future__ import annotations
-import argparse, sys, time
+import argparse, contextlib, sys, time
 from pathlib import Path
+from . import __version__   # the package's __init__ holds only the version: nothing heavy
 
 # %% auto #0
-__all__ = ['METHODS', 'cmd_make_data', 'cmd_fit', 'cmd_test', 'cmd_predict', 'cmd_benchmark', 'cmd_demo', 'build_parser', 'main']
+__all__ = ['METHODS', 'SEED_MAX', 'cmd_make_data', 'cmd_fit', 'cmd_test', 'cmd_predict', 'cmd_benchmark', 'cmd_demo',
+           'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #b8ae7b09
 METHODS = ('reconpatch', 'patchcore', 'untrained')   # = model.METHODS (tested), here so that --help imports no model
@@ -37,9 +39,10 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message): print(f"{self.prog}: error: {message}", file=sys.stderr); sys.exit(2)
 
 def _model_kwargs(a)->dict:
-    "Model parameters from the parsed arguments (only those given)."
+    "Model parameters from the parsed arguments (only those given); `--epochs N` means an epoch schedule (`steps=None`)."
     kw = {k: getattr(a, k) for k in ('backbone', 'weights', 'layers', 'mean', 'std', 'steps', 'epochs', 'lr', 'coreset_ratio', 'seed')
           if getattr(a, k, None) is not None}
+    if 'epochs' in kw: kw['steps'] = None   # TrainConfig uses epochs only without a step budget
     if getattr(a, 'image_size', None): kw['crop'], kw['resize'] = a.image_size, int(round(a.image_size * 256 / 224))
     return kw
 
@@ -59,8 +62,9 @@ def cmd_fit(a):
 def cmd_test(a): from reconpatch_nb.runs import test_model; print(test_model(a.model, a.data, a.category, a.format, a.json, a.figures, a.device))
 
 def cmd_predict(a):
-    from reconpatch_nb.runs import load_detector, predict_images; rows, skipped = predict_images(load_detector(a.model, a.device), a.images, a.out)
-    if skipped: print(f"reconpatch predict: skipped {len(skipped)} of {len(a.images)} files; " + (f"{Path(a.out)/'scores.json'} "
+    from reconpatch_nb.runs import load_detector, predict_images
+    rows, skipped = predict_images(load_detector(a.model, a.device), a.images, a.out, overwrite=a.overwrite)
+    if skipped: print(f"reconpatch predict: skipped {len(skipped)} of {len(rows) + len(skipped)} files; " + (f"{Path(a.out)/'scores.json'} "
                       f"lists the {len(rows)} scored" if rows else "nothing was written"), file=sys.stderr); return 1 if rows else 2
 
 def cmd_benchmark(a):
@@ -80,21 +84,31 @@ class _Help(argparse.HelpFormatter):
     def _get_help_string(self, action): from reconpatch_nb.model import DEFAULTS; return action.help.format(**DEFAULTS) if '{' in (action.help or '') else action.help
 
 # %% ../nbs/12_cli.ipynb #13efc7d1
-def _model_args(arg, seeds=False):
-    "Add the model's flags with `arg` (a subparser's `add_argument`)."
+SEED_MAX = 2**32 - 1   # numpy's seeds are 32-bit
+
+def _threads_arg(arg):
+    "Add `--threads` with `arg` (a subparser's `add_argument`)."
+    arg('--threads', type=_num(int, 1, 256), help='torch CPU threads (default: auto, the cores this process may use that are idle; '
+        'use 1 on a busy or 2-vCPU machine such as Colab)')
+
+def _model_args(s, seeds=False):
+    "Add the model's flags to the subparser `s`."
+    arg = s.add_argument
     arg('--backbone', help="torchvision name or timm/<name> (default {backbone})"); arg('--weights', help='local state dict file for the backbone')
-    arg('--pretrained', action=argparse.BooleanOptionalAction, default=None, help='ImageNet weights (--no-pretrained: random init)')
+    arg('--pretrained', action=argparse.BooleanOptionalAction, default=None,
+        help='ImageNet weights (--no-pretrained: random init; use it with --backbone resnet18, the default backbone is poor at random)')
     arg('--layers', nargs='+', type=_layer, help='backbone levels: names (layer2 layer3) or timm indices (2 3) (default {layers})')
-    arg('--mean', nargs=3, type=_num(float), metavar=('R', 'G', 'B'), help="input mean of [0, 1] pixels (default: the backbone's own)")
-    arg('--std', nargs=3, type=_num(float, 0, open_lo=True), metavar=('R', 'G', 'B'), help="input std, each > 0 (default: the backbone's own)")
-    arg('--steps', type=_num(int, 1), help="optimiser steps of f, >= 1 (default {steps})")
-    arg('--epochs', type=_num(int, 1), help="training epochs, >= 1 (default {epochs})")
-    arg('--lr', type=_num(float, 0, open_lo=True), help="learning rate of f, > 0 (default {lr})")
+    arg('--mean', nargs=3, type=_num(float, 0, 1), metavar=('R', 'G', 'B'), help="input mean of [0, 1] pixels, each in [0, 1] (default: the backbone's own)")
+    arg('--std', nargs=3, type=_num(float, 0, 1, open_lo=True), metavar=('R', 'G', 'B'), help="input std, each in (0, 1] (default: the backbone's own)")
+    sched = s.add_mutually_exclusive_group().add_argument
+    sched('--steps', type=_num(int, 1, 1_000_000), help="optimiser steps of f in all, 1-1000000 (default {steps})")
+    sched('--epochs', type=_num(int, 1, 10_000), help="instead of --steps: passes over all the patches, 1-10000 (the paper's schedule: 120)")
+    arg('--lr', type=_num(float, 0, 1, open_lo=True), help="learning rate of f, in (0, 1] (default {lr})")
     arg('--coreset-ratio', type=_num(float, 0, 1, open_lo=True), help="memory bank share of the patches, in (0, 1] (default {coreset_ratio})")
     arg('--image-size', type=_num(int, 32, 4096), help="crop size in px, 32-4096 (default {crop}; resize = size*256/224)")
-    arg('--seed', type=_num(int, 0), default=0, help='seed of the fit, >= 0 (default 0)')
-    if seeds: arg('--seeds', nargs='+', type=_num(int, 0), help='one full fit per seed; the table gives mean and sd over them')
-    arg('--device', help='cpu, cuda or cuda:N (default: cuda when available)')
+    arg('--seed', type=_num(int, 0, SEED_MAX), default=0, help=f'seed of the fit, 0-{SEED_MAX} (default 0)')
+    if seeds: arg('--seeds', nargs='+', type=_num(int, 0, SEED_MAX), help='one full fit per seed; the table gives mean and sd over them')
+    arg('--device', help='cpu, cuda or cuda:N (default: cuda when available)'); _threads_arg(arg)
 
 # %% ../nbs/12_cli.ipynb #ef422db0
 def _data_args(s, category=True, required=True):
@@ -106,44 +120,54 @@ def _data_args(s, category=True, required=True):
 # %% ../nbs/12_cli.ipynb #3a3a82c8
 def build_parser()->argparse.ArgumentParser:
     "The `reconpatch` command's parser: one subcommand per job."
-    p = _Parser(prog='reconpatch', description='ReConPatch / PatchCore industrial anomaly detection')
-    sub = p.add_subparsers(dest='command', required=True)
+    p = _Parser(prog='reconpatch', description='ReConPatch / PatchCore industrial anomaly detection',
+                epilog='a bare `reconpatch` prints this help and exits with status 2; `reconpatch COMMAND --help` gives a command\'s flags')
+    p.add_argument('--version', action='version', version=f'reconpatch_nb {__version__}')
+    sub = p.add_subparsers(dest='command', metavar='COMMAND', title='commands')
     add = lambda name, help: sub.add_parser(name, help=help, description=help, formatter_class=_Help)
     methods = dict(nargs='+', default=['reconpatch', 'patchcore'], choices=METHODS, help='methods to fit (default reconpatch patchcore)')
     s = add('make-data', 'write the synthetic MVTec-layout dataset'); arg = s.add_argument
     arg('--out', required=True, help='folder to write'); arg('--categories', nargs='+', help='default: all')
-    arg('--n-train', type=_num(int, 1), help='training images per category, >= 1'); arg('--overwrite', action='store_true', help='replace an existing dataset')
-    arg('--size', type=_num(int, 32, 4096), default=256, help='image side in px, 32-4096 (default 256)')
-    arg('--seed', type=_num(int, 0), default=0, help='seed of the generator (default 0)'); s.set_defaults(func=cmd_make_data)
+    
+    arg('--n-train', type=_num(int, 1, 100_000), help='training images per category, 1-100000 (default 50)')
+    arg('--overwrite', action='store_true', help='replace categories already under --out (made with other parameters, or not by make-data)')
+    arg('--size', type=_num(int, 64, 4096), default=256, help='image side in px, 64-4096 (default 256)')
+    arg('--seed', type=_num(int, 0, SEED_MAX), default=0, help=f'seed of the generator, 0-{SEED_MAX} (default 0)'); s.set_defaults(func=cmd_make_data)
     s = add('demo', 'synthetic data -> fit ReConPatch and PatchCore -> metrics and heatmaps'); arg = s.add_argument
     arg('--out', default='reconpatch_demo', help='results folder'); arg('--data', help='synthetic data folder (default OUT/data)')
-    arg('--categories', nargs='+', help='synthetic categories'); arg('--methods', **methods); _model_args(arg, seeds=True); s.set_defaults(func=cmd_demo)
+    arg('--categories', nargs='+', help='synthetic categories'); arg('--methods', **methods); _model_args(s, seeds=True); s.set_defaults(func=cmd_demo)
     s = add('fit', 'fit one category (--data --category) or your own folders (--normal [--defective --masks]); save the model')
-    _data_args(s, required=False); arg = s.add_argument; arg('--out', required=True, help='model file to write (replaced, with a warning)')
+    _data_args(s, required=False); arg = s.add_argument; arg('--out', required=True, help='model file to write (checked before the fit; an existing one is replaced, with a warning)')
     arg('--normal', help='your folder of good images'); arg('--defective', help='your defective images: 20 %% of the good ones are held out and tested with them')
     arg('--masks', help='masks of the defective images'); arg('--method', default='reconpatch', choices=METHODS, help='default reconpatch')
-    _model_args(arg); s.set_defaults(func=cmd_fit)
+    _model_args(s); s.set_defaults(func=cmd_fit)
     s = add('test', 'evaluate a saved model on a category'); arg = s.add_argument
     arg('--model', required=True, help='model file'); _data_args(s); arg('--json', help='write the metrics as JSON')
-    arg('--figures', help='folder for PNG figures'); arg('--device', help='cpu, cuda or cuda:N'); s.set_defaults(func=cmd_test)
+    arg('--figures', help='folder for PNG figures'); arg('--device', help='cpu, cuda or cuda:N'); _threads_arg(arg); s.set_defaults(func=cmd_test)
     s = add('predict', 'score images and write heatmaps; an unreadable image is reported and skipped (exit status 1)'); arg = s.add_argument
-    arg('--model', required=True, help='model file'); arg('images', nargs='+', help='image files'); s.set_defaults(func=cmd_predict)
-    arg('--out', required=True, help='folder for <name>_heatmap.png and scores.json'); arg('--device', help='cpu, cuda or cuda:N')
+    arg('--model', required=True, help='model file'); s.set_defaults(func=cmd_predict)
+    arg('images', nargs='+', help='image files and folders, mixed (folders are searched recursively for images)')
+    arg('--out', required=True, help="folder for <name>_heatmap.png and scores.json; one that holds an earlier run is refused "
+        "(never mixed with a new one) unless --overwrite")
+    arg('--overwrite', action='store_true', help="replace an earlier run in --out: all its heatmaps and scores.json")
+    arg('--device', help='cpu, cuda or cuda:N'); _threads_arg(arg)
     s = add('benchmark', 'fit and test every category, method and seed; write the table'); arg = s.add_argument
     _data_args(s, category=False); arg('--categories', nargs='+', help='default: all under --data'); arg('--methods', **methods)
     arg('--dataset', choices=['mvtec', 'btad', 'visa', 'other'], default=None,
         help="the dataset's name, to print the paper's numbers beside (default: mvtec/btad when --data holds all its categories)")
-    arg('--out', required=True, help='results folder'); _model_args(arg, seeds=True); s.set_defaults(func=cmd_benchmark)
+    arg('--out', required=True, help='results folder'); _model_args(s, seeds=True); s.set_defaults(func=cmd_benchmark)
     return p
 
 # %% ../nbs/12_cli.ipynb #590fd44f
 def main(argv:list|None=None):
     "Entry point of the `reconpatch` command."
     p = build_parser(); a = p.parse_args(argv)
-    from reconpatch_nb.core import ReConPatchError; from reconpatch_nb.runs import check_command, cli_spelling
-    if (msg := check_command(**vars(a))): rc = 2   # flags that go together, paths, device: before any work
+    if a.command is None: p.print_help(sys.stderr); sys.exit(2)   # a bare `reconpatch`: the commands
+    from reconpatch_nb.core import ReConPatchError, threads_scope; from reconpatch_nb.runs import check_command, cli_spelling
+    if (msg := check_command(**vars(a))): rc = 2   # flags that go together, inputs, outputs, device: before any work
     else:
-        try: rc, msg = a.func(a), None
+        try:
+            with threads_scope(a.threads) if hasattr(a, 'threads') else contextlib.nullcontext(): rc, msg = a.func(a), None
         except KeyboardInterrupt: rc, msg = 130, 'interrupted; no partial file was left'
         except (ReConPatchError, OSError, ValueError) as e: rc, msg = 2, cli_spelling(str(e) or type(e).__name__)
     if msg: print(f"reconpatch {a.command}: error: {msg}" if rc != 130 else f"reconpatch {a.command}: {msg}", file=sys.stderr)

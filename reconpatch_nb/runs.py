@@ -4,24 +4,25 @@
 
 # %% ../nbs/11a_runs.ipynb #2962dcce
 from __future__ import annotations
-import contextlib, csv, functools, hashlib, io, json, re, sys, time
+import contextlib, csv, functools, hashlib, io, json, os, re, sys, tempfile, time, zipfile
 from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 from .core import DataError, ModelFileError, ReConPatchError, WeightsUnavailableError, atomic_write_bytes, get_device
-from .data import AnomalyDataset, folder_samples, holdout_split, list_categories
+from .data import IMG_EXTS, AnomalyDataset, _list_images, folder_samples, holdout_split, list_categories
 import reconpatch_nb
 from .backbone import Backbone, backbone_normalization
 from .model import DEFAULTS, ReConPatch
 from .evaluation import Evaluation, evaluate, _jsonable
 
 # %% auto #0
-__all__ = ['ROW_METRICS', 'THRESHOLD_METRICS', 'STAT_KEYS', 'PAPER_RESULTS', 'DEMO_CATEGORIES', 'DEMO_RANDOM_BACKBONE',
-           'detect_format', 'open_dataset', 'open_folders', 'check_inputs', 'check_command', 'cli_spelling',
-           'resolve_pretrained', 'fit_with_fallback', 'benchmark', 'results_markdown', 'save_table', 'save_figures',
-           'predict_images', 'fit_to_file', 'load_detector', 'test_model', 'paper_dataset', 'weight_fingerprint',
-           'run_settings', 'training_stats', 'run_benchmark', 'run_demo']
+__all__ = ['RANDOM_BACKBONE', 'ROW_METRICS', 'THRESHOLD_METRICS', 'STAT_KEYS', 'PAPER_RESULTS', 'DEMO_CATEGORIES',
+           'DEMO_RANDOM_BACKBONE', 'detect_format', 'open_dataset', 'open_folders', 'check_inputs', 'cli_spelling',
+           'check_output', 'check_model_file', 'image_paths', 'earlier_run', 'check_command', 'resolve_pretrained',
+           'random_backbone_warning', 'fit_with_fallback', 'benchmark', 'results_markdown', 'save_table',
+           'save_figures', 'predict_images', 'fit_to_file', 'load_detector', 'test_model', 'paper_dataset',
+           'weight_fingerprint', 'run_settings', 'training_stats', 'run_benchmark', 'run_demo']
 
 # %% ../nbs/11a_runs.ipynb #e913a90c
 def detect_format(root:str|Path)->str:
@@ -67,33 +68,143 @@ def check_inputs(folders:dict|None=None, # flag -> folder that must exist (None:
                 )->str|None:
     "The first problem with the given folders, files and device as one line (None: all good)."
     for flag, v in (folders or {}).items():
-        if v is not None and not Path(v).is_dir(): return f"{flag} {v}: no such folder"
+        if v is not None and not Path(v).is_dir(): return f"{flag} {v}: {'is a file, expected a folder' if Path(v).exists() else 'no such folder'}"
     for flag, v in (files or {}).items():
-        if v is not None and not Path(v).is_file(): return f"{flag} {v}: no such file"
+        if v is not None and not Path(v).is_file(): return f"{flag} {v}: {'is a folder, expected a file' if Path(v).is_dir() else 'no such file'}"
     if device is None: return None
     try: dev = torch.device(device)
     except RuntimeError: return f"--device {device}: expected cpu, cuda or cuda:N"
     if dev.type == 'cuda' and not torch.cuda.is_available(): return f"--device {device}: CUDA is not available here; use --device cpu"
     return None
 
-def check_command(command:str, **a)->str|None:
-    "The command line's checks after parsing (`a`: the parsed flags): flags that go together, paths, device."
-    if command == 'fit':
-        if (a.get('data') is None) == (a.get('normal') is None): return "give either --data ROOT --category CAT or --normal DIR"
-        if a.get('data') and not a.get('category'): return "--data needs --category CAT"
-        if a.get('masks') and not a.get('defective'): return "--masks needs --defective DIR"
-    if len(set(a.get('seeds') or [])) < len(a.get('seeds') or []): return f"--seeds: expected distinct seeds, got {' '.join(map(str, a['seeds']))}"
-    g = lambda *ks: {f'--{k}': a.get(k) for k in ks}
-    return check_inputs(g('data', 'normal', 'defective', 'masks'), g('model', 'weights'), a.get('device'))
-
 _SPELLING = ((r"\bweights=PATH\b", "--weights PATH"), (r"\bpretrained=False\b", "--no-pretrained"),
-             (r"\bdevice='?([\w:]+)'?", r"--device \1"), (r"\bcrop=(\d+)", r"--image-size \1"))
+             (r"\bdevice='?([\w:]+)'?", r"--device \1"), (r"\bcrop=(\d+)", r"--image-size \1"),
+             (r"\boverwrite=True\b", "--overwrite"), (r"\bbackbone='([\w/.-]+)'", r"--backbone \1"))
 
 def cli_spelling(msg:str)->str:
     "A library message on one line, in the command line's spelling (`--weights PATH`, not `weights=PATH`)."
     msg = ' '.join(msg.split())
     for pat, rep in _SPELLING: msg = re.sub(pat, rep, msg)
     return msg
+
+# %% ../nbs/11a_runs.ipynb #9375444f
+def _probe(folder:Path)->str|None:
+    "None when a file can be created (and removed) in the existing `folder`; else why not."
+    if not os.access(folder, os.W_OK | os.X_OK): return 'is not writable'
+    try: fd, name = tempfile.mkstemp(prefix='.reconpatch_probe_', dir=folder)
+    except OSError as e: return f"is not writable ({e.strerror or type(e).__name__})"
+    os.close(fd); os.unlink(name)
+    return None
+
+def check_output(flag:str, # the flag, for the message
+                 path:str|Path, # what it names
+                 kind:str='folder', # 'folder' or 'file': what is written there
+                 what:str='a file', # the file's kind, for the message ('a model file')
+                )->str|None:
+    "The first reason `path` cannot be written as a `kind`, one line naming `flag` (None: it can; nothing is created)."
+    p, s = Path(path), str(path)
+    if kind == 'file' and (p.is_dir() or s.endswith(('/', os.sep))): return f"{flag} {s}: is a folder, expected {what} path"
+    if kind == 'folder' and p.exists() and not p.is_dir(): return f"{flag} {s}: is a file, expected a folder"
+    a = p.parent if kind == 'file' else p
+    while not a.exists() and a != a.parent: a = a.parent   # the nearest existing ancestor: the rest would be made
+    where = '' if a == p else f"{a} "
+    if not a.is_dir(): return f"{flag} {s}: {where}is a file, expected a folder"
+    return f"{flag} {s}: {where}{why}" if (why := _probe(a)) else None
+
+# %% ../nbs/11a_runs.ipynb #8daf241e
+def _not_a_model(path:str|Path)->str:
+    "Why the existing file `path` is not a model, and what to do."
+    why = 'it is empty (0 bytes)' if Path(path).stat().st_size == 0 else 'it is truncated, corrupt or not a model'
+    return f"cannot be read as a reconpatch_nb model file: {why}; fit it again with reconpatch fit."
+
+def check_model_file(flag:str, # the flag, for the message
+                     path:str|Path, # the model file it names
+                    )->str|None:
+    "One line naming `flag` when `path` is plainly not a model file: a folder, missing, empty or not a zip (None: try it)."
+    p = Path(path)
+    if p.is_dir(): return f"{flag} {path}: is a folder, expected a model file (written by reconpatch fit)"
+    if not p.is_file(): return f"{flag} {path}: no such file"
+    return None if p.stat().st_size and zipfile.is_zipfile(p) else f"{flag} {path}: {_not_a_model(p)}"
+
+# %% ../nbs/11a_runs.ipynb #bc2eded7
+def _is_heatmap(p:Path, out)->bool:
+    "Is `p` a heatmap a run wrote into the folder `out`?"
+    return out is not None and p.name.endswith('_heatmap.png') and p.parent.resolve() == Path(out).resolve()
+
+def image_paths(paths:list, # image files and folders, mixed
+                out:str|Path|None=None, # the run's output folder: its heatmaps are left out
+               )->list[Path]:
+    "Files as given; each folder replaced by its images (recursively, sorted), the heatmaps in `out` left out."
+    res = []
+    for p in map(Path, paths): res += [q for q in _list_images(p, recursive=True) if not _is_heatmap(q, out)] if p.is_dir() else [p]
+    return res
+
+def earlier_run(out:str|Path, # an output folder of `predict_images`
+               )->list[Path]:
+    "The files an earlier `predict_images` run left in `out`: its scores.json and heatmaps ([] if none)."
+    out = Path(out)
+    return sorted(p for p in out.iterdir() if p.name == 'scores.json' or p.name.endswith('_heatmap.png')) if out.is_dir() else []
+
+# %% ../nbs/11a_runs.ipynb #2207e209
+_OUTPUTS = {'fit': (('out', 'file', 'a model file'),), 'test': (('json', 'file', 'a JSON file'), ('figures', 'folder', '')),
+            'predict': (('out', 'folder', ''),), 'make-data': (('out', 'folder', ''),), 'benchmark': (('out', 'folder', ''),),
+            'demo': (('out', 'folder', ''), ('data', 'folder', ''))}   # command -> (flag, kind, what) of what it writes
+
+def _check_outputs(command:str, a:dict)->str|None:
+    "The first output flag of `command` that cannot be written (see `check_output`)."
+    for k, kind, what in _OUTPUTS.get(command, ()):
+        if a.get(k) is not None and (msg := check_output(f'--{k}', a[k], kind, what)): return msg
+    return None
+
+def _check_flags(command:str, a:dict)->str|None:
+    "Flags that go together."
+    if command == 'fit':
+        if (a.get('data') is None) == (a.get('normal') is None): return "give either --data ROOT --category CAT or --normal DIR"
+        if a.get('data') and not a.get('category'): return "--data needs --category CAT"
+        if a.get('masks') and not a.get('defective'): return "--masks needs --defective DIR"
+    if len(set(a.get('seeds') or [])) < len(a.get('seeds') or []): return f"--seeds: expected distinct seeds, got {' '.join(map(str, a['seeds']))}"
+    return None
+
+# %% ../nbs/11a_runs.ipynb #51630a60
+def _check_images(images:list, out)->str|None:
+    "`predict`'s images: each a file, or a folder with images in it or below."
+    for p in map(Path, images):
+        if not p.exists(): return f"images {p}: no such file or folder"
+        if p.is_dir() and not image_paths([p], out):
+            return f"images {p}: no images ({', '.join(IMG_EXTS)}) in this folder or its sub-folders"
+    return None
+
+def _check_synthetic(flag:str, root, categories, advice:str, **params)->str|None:
+    "One line when making the synthetic data under `root` would replace something (see `synthetic_conflict`)."
+    from reconpatch_nb.synthetic import synthetic_conflict
+    try: c = synthetic_conflict(root, categories, **params)
+    except ValueError as e: return cli_spelling(str(e))
+    return f"{flag} {c}; {advice}" if c else None
+
+def _check_replacing(command:str, a:dict)->str|None:
+    "Outputs that hold earlier results a command would replace or mix with, unless `--overwrite`."
+    if command == 'predict' and not a.get('overwrite') and (old := earlier_run(a['out'])):
+        return (f"--out {a['out']}: holds an earlier run ({len(old)} files: scores.json, heatmaps); pass --overwrite "
+                f"to replace all of them, or choose another --out")
+    if command == 'make-data' and not a.get('overwrite'):
+        return _check_synthetic('--out', a['out'], a.get('categories'), 'pass --overwrite to replace it, or choose another --out',
+                                seed=a.get('seed', 0), **{k: a[k] for k in ('n_train', 'size') if a.get(k) is not None})
+    if command == 'demo':   # its own OUT/data it redraws for other parameters (another --seed); nothing else
+        given = a.get('data') is not None; flag = '--data' if given else '--out'
+        msg = _check_synthetic(flag, a['data'] if given else Path(a.get('out') or 'reconpatch_demo')/'data',
+                               a.get('categories') or DEMO_CATEGORIES, f'choose another {flag}', seed=a.get('seed', 0))
+        if msg and (given or 'other parameters' not in msg): return msg
+    return None
+
+# %% ../nbs/11a_runs.ipynb #a3553324
+def check_command(command:str, **a)->str|None:
+    "The command line's checks after parsing (`a`: the parsed flags), in one pass before any work; the first problem as one line."
+    g = lambda *ks: {f'--{k}': a.get(k) for k in ks}
+    return (_check_flags(command, a) or check_inputs(g(*(('normal',) if command == 'demo' else ('data', 'normal')), 'defective', 'masks'),
+                                                     g('weights'))
+            or (check_model_file('--model', a['model']) if a.get('model') is not None else None)
+            or (_check_images(a['images'], a.get('out')) if command == 'predict' else None)
+            or _check_outputs(command, a) or _check_replacing(command, a) or check_inputs(device=a.get('device')))
 
 # %% ../nbs/11a_runs.ipynb #1c849764
 class _WithoutDownloadLine(io.TextIOBase):
@@ -120,6 +231,18 @@ def resolve_pretrained(pretrained:bool|None, # True: must load; False: random in
     "Whether to use the ImageNet weights: `None` tries to load them (once) and falls back with one printed line."
     if pretrained is not None or weights: return bool(pretrained)
     return _weights_available(backbone or DEFAULTS['backbone'], tuple(layers or DEFAULTS['layers']))
+
+# %% ../nbs/11a_runs.ipynb #022b04d8
+RANDOM_BACKBONE = 'resnet18'   # the backbone that works without ImageNet weights (the demo's choice offline)
+
+def random_backbone_warning(pretrained:bool, # the resolved choice (`resolve_pretrained`)
+                            kw:dict, # the model parameters the user gave
+                           )->str|None:
+    "A one-line warning when the fit would use a random-initialised default backbone the user did not choose (else None)."
+    if pretrained or kw.get('weights') or kw.get('backbone') is not None or DEFAULTS['backbone'] == RANDOM_BACKBONE: return None
+    return (f"warning: a randomly initialised {DEFAULTS['backbone']} is a poor detector (mean image AUROC 0.50-0.76 on the synthetic "
+            f"data, 0.85-0.87 with a random {RANDOM_BACKBONE}, and a 100 MB model file); without ImageNet weights "
+            f"use backbone='{RANDOM_BACKBONE}' (command line: --backbone {RANDOM_BACKBONE}), as the demo does")
 
 # %% ../nbs/11a_runs.ipynb #5234d88c
 def fit_with_fallback(method:str, # 'reconpatch', 'patchcore' or 'untrained'
@@ -345,16 +468,20 @@ def _crop_warning(p:Path, size:tuple)->str|None:
             f"({100 * (1 - s / max(w, h)):.0f} % of the image, at its {'left/right' if w > h else 'top/bottom'} ends, is not)")
 
 def predict_images(model, # a fitted `ReConPatch` or `Ensemble`
-                   paths:list, # image files
+                   paths:list, # image files and folders (searched recursively), mixed
                    out:str|Path, # folder for <name>_heatmap.png and scores.json
                    log=print, # called with each result line (stdout)
+                   overwrite:bool=False, # replace an earlier run in `out` (all its files); False: refuse it
                   )->tuple[list[dict], list[tuple]]:
     "Score and draw each file; returns (rows of the scored files, (path, reason) of the skipped ones)."
     from PIL import Image
     from reconpatch_nb import visual
-    out = Path(out); created = not out.exists(); rows, skipped, used = [], [], set()
+    out = Path(out); old = earlier_run(out)
+    if old and not overwrite: raise DataError(f"{out} holds an earlier run ({len(old)} files: scores.json, heatmaps): a new run "
+                                              f"would be mixed with it; pass overwrite=True to replace it, or choose another folder")
+    paths = image_paths(paths, out); created = not out.exists(); rows, skipped, used = [], [], set()
     try:
-        for p in map(Path, paths):
+        for p in paths:
             try:
                 with Image.open(p) as im: size = im.size
                 s, m, img = model.predict_files([p])
@@ -364,6 +491,8 @@ def predict_images(model, # a fitted `ReConPatch` or `Ensemble`
             if (w := _crop_warning(p, size)): print(w, file=sys.stderr)
             score = float(s[0]); thr = model.threshold
             anomalous = None if thr is None else bool(score >= thr)
+            for f in old: f.unlink(missing_ok=True)   # the earlier run goes only once the new one has a result
+            old = []
             png = visual.save_figure(visual.show_prediction(img[0], m[0], score, title=p.name, model=model),
                                      out/f'{_unique_name(p, used)}_heatmap.png')
             rows.append(dict(path=str(p), score=score, anomalous=anomalous, threshold=thr, heatmap=str(png)))
@@ -382,6 +511,8 @@ def fit_to_file(method:str, out:str|Path, # method, model file to write
     c = {**DEFAULTS, **kw}; mean, std = _normalization(c); size = dict(resize=c['resize'], crop=c['crop'], mean=mean, std=std)
     if data is not None: train, test, what = open_dataset(data, category, 'train', fmt, **size), None, category
     else: (train, test), what = open_folders(normal, defective, masks, seed=c['seed'], **size), str(normal)
+    pretrained = resolve_pretrained(pretrained, kw.get('backbone'), kw.get('layers'), kw.get('weights'))
+    if (w := random_backbone_warning(pretrained, kw)): print(w, file=sys.stderr)
     model = fit_with_fallback(method, train, pretrained, device=device, **kw)
     model.save(out)
     rep = (f"fitted {method} on {what} ({len(train)} images) in {model.timings['fit_seconds']:.1f} s; bank {tuple(model.bank.shape)}; "
@@ -390,15 +521,26 @@ def fit_to_file(method:str, out:str|Path, # method, model file to write
     return model, rep
 
 # %% ../nbs/11a_runs.ipynb #68ce0c15
-def load_detector(path:str|Path, device=None):
-    "A `ReConPatch` or `Ensemble` from its file; a file that is neither gets a one-sentence `ModelFileError`."
+def _load_any(path, device):
+    "`ReConPatch.load`, or `Ensemble.load` for an ensemble's file."
     from reconpatch_nb.model import Ensemble
     try: return ReConPatch.load(path, device=device)
     except ModelFileError as e:
-        if 'ensemble' in str(e): return Ensemble.load(path, device=device)
-        if 'cannot be read' not in str(e): raise
-    raise ModelFileError(f"{path} cannot be read as a reconpatch_nb model file: it is truncated, corrupt or not a model; "
-                         f"fit it again with reconpatch fit.")
+        if 'an ensemble file' not in str(e): raise
+    return Ensemble.load(path, device=device)
+
+def load_detector(path:str|Path, device=None):
+    "A `ReConPatch` or `Ensemble` from its file; any file that is neither (a folder, empty, truncated, foreign) gets a one-sentence `ModelFileError`."
+    p = Path(path)
+    if p.is_dir(): raise ModelFileError(f"{path}: is a folder, expected a model file (written by reconpatch fit)")
+    if not p.is_file(): raise ModelFileError(f"{path}: no such model file")
+    get_device(device)   # a device that is not there is the device's fault, not the file's
+    try: return _load_any(path, device)
+    except ModelFileError as e:
+        if 'format version' in str(e): raise   # a model of another library version: that message says what to do
+    except MemoryError: raise
+    except Exception: pass                     # whatever reading a foreign or damaged file raised
+    raise ModelFileError(f"{path}: {_not_a_model(path)}")
 
 def test_model(model_path, data, category, fmt:str='auto', json_path=None, figures=None, device=None)->str:
     "Evaluate a model file on a category's test split; write the metrics JSON and figures if asked; the summary."
@@ -472,6 +614,7 @@ def run_benchmark(data:str|Path, # dataset root
     categories = list(categories or list_categories(data, kind=fmt))
     if dataset_name == 'auto': dataset_name = paper_dataset(fmt, categories)
     pretrained = resolve_pretrained(pretrained, c['backbone'], c['layers'], c['weights'])
+    if (w := random_backbone_warning(pretrained, kw)): print(w, file=sys.stderr)
     seeds = list(seeds) if seeds else [c['seed']]
     settings = run_settings(c, pretrained); mean, std = _normalization(c)
     if resume: _check_resume(out, settings)
@@ -505,7 +648,7 @@ def _tag(seed, seeds)->str: return f'_seed{seed}' if len(seeds) > 1 else ''
 
 # %% ../nbs/11a_runs.ipynb #bb327983
 DEMO_CATEGORIES = ['weave', 'hexnut']  # one texture, one object
-DEMO_RANDOM_BACKBONE = 'resnet18'      # the demo's backbone when no ImageNet weights are available (see below)
+DEMO_RANDOM_BACKBONE = RANDOM_BACKBONE  # the demo's backbone when no ImageNet weights are available (see below)
 
 def run_demo(out:str|Path, # results folder
              data:str|Path|None=None, # synthetic data folder (default OUT/data)
@@ -514,9 +657,10 @@ def run_demo(out:str|Path, # results folder
              pretrained:bool|None=None, # None: ImageNet weights if they can be fetched, else a random resnet18
              device=None, **kw)->list[dict]: # model parameters (see `DEFAULTS`)
     "Synthetic data, then `run_benchmark` on it; a random ResNet-18 when no weights (said on stderr)."
-    from reconpatch_nb.synthetic import make_synthetic_dataset
-    out = Path(out); data = Path(data) if data else out/'data'; cats = list(categories or DEMO_CATEGORIES)
-    make_synthetic_dataset(data, categories=cats, seed=kw.get('seed', 0))
+    from reconpatch_nb.synthetic import make_synthetic_dataset, synthetic_conflict
+    out, given = Path(out), data is not None; data = Path(data) if given else out/'data'; cats = list(categories or DEMO_CATEGORIES)
+    why = None if given else synthetic_conflict(data, cats, seed=kw.get('seed', 0))   # OUT/data is the demo's own: redrawn for
+    make_synthetic_dataset(data, categories=cats, seed=kw.get('seed', 0), overwrite=bool(why and 'other parameters' in why))  # another seed
     print(f"synthetic data in {data}; categories {', '.join(cats)}; device {get_device(device)}")
     pretrained = resolve_pretrained(pretrained, kw.get('backbone'), kw.get('layers'), weights=kw.get('weights'))
     if not pretrained and 'backbone' not in kw and 'weights' not in kw:
