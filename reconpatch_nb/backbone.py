@@ -273,15 +273,22 @@ def _neighbourhood_weights(C:int, p:int, dim:int)->tuple:
         for m, (i, k0, k1, v) in enumerate(pieces): w[c, m, k0:k1], out[c, m] = v, i
     return w.view(C * M, 1, p, p), out.view(-1)
 
+@lru_cache(maxsize=64)
+def _piece_layout(C:int, p:int, dim:int)->tuple:
+    "(each window is one piece, in order; the pieces used; their output channels), computed once per shape."
+    _, out = _neighbourhood_weights(C, p, dim)
+    keep = (out >= 0).nonzero()[:, 0]
+    return len(out) == dim and bool((out == torch.arange(dim)).all()), keep, out[keep]
+
 # %% ../nbs/03_backbone.ipynb #cec34132
 def _pool_neighbourhoods(f:torch.Tensor, # (B, C, h, w) one level
                          dim:int, p:int)->torch.Tensor:
     "`unfold(f, p, padding=p//2)` adaptive-average-pooled over its C*p*p values to `dim`, (B, dim, h, w), never unfolded."
-    w, out = _neighbourhood_weights(f.shape[1], p, dim)
+    # the layout is computed from the shapes alone, once: a traced or exported graph sees it as constants
+    w, _ = _neighbourhood_weights(f.shape[1], p, dim); in_order, keep, target = _piece_layout(f.shape[1], p, dim)
     y = F.conv2d(f, w.to(f.device, f.dtype), padding=p // 2, groups=f.shape[1])   # (B, C*M, h, w): every piece
-    if len(out) == dim and bool((out == torch.arange(dim)).all()): return y        # each window one piece, in order
-    keep = (out >= 0).nonzero()[:, 0].to(f.device)
-    return f.new_zeros(f.shape[0], dim, *f.shape[-2:]).index_add_(1, out.to(f.device)[keep], y.index_select(1, keep))
+    if in_order: return y                                                          # each window one piece, in order
+    return f.new_zeros(f.shape[0], dim, *f.shape[-2:]).index_add_(1, target.to(f.device), y.index_select(1, keep.to(f.device)))
 
 # %% ../nbs/03_backbone.ipynb #cbad6ac3
 def _pool_features(u:torch.Tensor, # (B, n, L) 
@@ -299,7 +306,7 @@ def _check_maps(feature_maps, dim, patch_size):
     if not (isinstance(patch_size, int) and patch_size >= 1 and patch_size % 2 == 1):
         raise DataError(f"patch_size={patch_size!r}: expected an odd int >= 1")
     if not (isinstance(dim, int) and dim >= 1): raise DataError(f"dim={dim!r}: expected an int >= 1")
-    if any(f.ndim != 4 for f in feature_maps) or len({f.shape[0] for f in feature_maps}) != 1:
+    if any(f.ndim != 4 or f.shape[0] != feature_maps[0].shape[0] for f in feature_maps):   # (no set of sizes: traceable)
         raise DataError(f"feature_maps: expected 4-D maps with one batch size, got {[tuple(f.shape) for f in feature_maps]}")
 
 # %% ../nbs/03_backbone.ipynb #786e413e
