@@ -4,7 +4,7 @@
 
 # %% ../nbs/11a_runs.ipynb #2962dcce
 from __future__ import annotations
-import contextlib, csv, functools, hashlib, io, json, os, re, sys, tempfile, time, zipfile
+import contextlib, csv, errno, functools, hashlib, io, json, os, re, sys, tempfile, time, zipfile
 from pathlib import Path
 import numpy as np
 import torch
@@ -88,11 +88,13 @@ def cli_spelling(msg:str)->str:
     return msg
 
 # %% ../nbs/11a_runs.ipynb #9375444f
+_WHY_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)   # errors worth naming
+
 def _probe(folder:Path)->str|None:
     "None when a file can be created (and removed) in the existing `folder`; else why not."
     if not os.access(folder, os.W_OK | os.X_OK): return 'is not writable'
     try: fd, name = tempfile.mkstemp(prefix='.reconpatch_probe_', dir=folder)
-    except OSError as e: return f"is not writable ({e.strerror or type(e).__name__})"
+    except OSError as e: return 'is not writable' + (f' ({e.strerror.lower()})' if e.errno in _WHY_NOT_WRITABLE and e.strerror else '')
     os.close(fd); os.unlink(name)
     return None
 
