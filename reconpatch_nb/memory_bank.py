@@ -4,8 +4,9 @@
 
 # %% ../nbs/07_memory_bank.ipynb #a149d7c3
 from __future__ import annotations
-import math, time
-from contextlib import contextmanager
+import json, math, os, platform, time
+from contextlib import nullcontext
+from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -13,11 +14,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 import faiss
 from fastcore.basics import patch
-from .core import DataError, ReConPatchError, count_nonfinite, get_device
+from .core import DataError, ReConPatchError, atomic_write_bytes, count_nonfinite, get_device, threads_scope
 
 # %% auto #0
-__all__ = ['MEASURE_ROWS', 'coreset_size', 'random_projection', 'greedy_coreset', 'NearestNeighbours', 'patch_scores',
-           'image_scores', 'gaussian_kernel1d', 'gaussian_blur', 'anomaly_map']
+__all__ = ['MEASURE_ROWS', 'coreset_size', 'random_projection', 'greedy_coreset', 'backend_cache_file', 'measure_backend',
+           'NearestNeighbours', 'patch_scores', 'image_scores', 'gaussian_kernel1d', 'gaussian_blur', 'anomaly_map']
 
 # %% ../nbs/07_memory_bank.ipynb #192fcc79
 def coreset_size(n:int,       # number of features
@@ -50,22 +51,12 @@ def random_projection(features:Tensor,        # (N, D) features, any float dtype
         torch.mm(features[s:s + batch].to(device=device, dtype=torch.float32), w, out=out[s:s + batch])
     return out
 
-# %% ../nbs/07_memory_bank.ipynb #0fd60259
-@contextmanager
-def _num_threads(n:int|None):
-    "Run the enclosed block with `n` torch threads, then restore the previous setting."
-    if n is None or n == torch.get_num_threads(): yield; return
-    old = torch.get_num_threads(); torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(old)
-
 # %% ../nbs/07_memory_bank.ipynb #ffd9e22b
 def _sq_norms(p:Tensor, max_elems:int=2**20)->Tensor:
     "Squared row norms `(p * p).sum(1)`, about `max_elems` values at a time (a 4 MB temporary, reused)."
     out, rows = p.new_empty(len(p)), max(1, max_elems // max(1, p.shape[-1]))
     for s in range(0, len(p), rows): torch.sum(p[s:s + rows] * p[s:s + rows], 1, out=out[s:s + rows])
     return out
-
 
 # %% ../nbs/07_memory_bank.ipynb #f7f04c98
 def _greedy_dense(p:Tensor, n:int, start:int, pbar)->Tensor:
@@ -117,7 +108,6 @@ def _greedy_lazy(p:Tensor, n:int, start:int, pbar, block:int=512, cols:int=1024)
             seen[b] = t + 1; bound[b] = float(db.max())
     return torch.from_numpy(idx)
 
-
 # %% ../nbs/07_memory_bank.ipynb #44e30af1
 def greedy_coreset(features:Tensor,        # (N, D) features, float32 or float16, CPU or GPU
                    ratio:float=0.01,        # fraction to keep (see `coreset_size`); >= 1 keeps all
@@ -129,7 +119,7 @@ def greedy_coreset(features:Tensor,        # (N, D) features, float32 or float16
                    start:int|None=None,     # index of the first centre; None draws it with `seed`
                    lazy:bool|None=None,     # blocked lazy updates; None: on CPU only
                    block:int=512,           # rows per block of the lazy update
-                   threads:int|None=1,      # torch threads of the lazy loop (restored after); None: leave as is
+                   threads:int|None=1,      # torch threads of the lazy loop, scoped (`core.threads_scope`); None: the caller's
                   )->Tensor:                # LongTensor (n,) of selected indices, in selection order
     "Approximate greedy k-centre coreset (PatchCore): the indices of the points to keep."
     if not isinstance(features, Tensor): features = torch.as_tensor(features)
@@ -147,21 +137,41 @@ def greedy_coreset(features:Tensor,        # (N, D) features, float32 or float16
     if lazy is None: lazy = device.type == 'cpu'
     with torch.no_grad(), tqdm(total=n, desc='coreset', disable=not progress, leave=False) as pbar:
         if not lazy: return _greedy_dense(p, n, start, pbar)
-        with _num_threads(threads if p.device.type == 'cpu' else None):
+        with threads_scope(threads) if threads is not None and p.device.type == 'cpu' else nullcontext():
             return _greedy_lazy(p, n, start, pbar, block=block)
 
 # %% ../nbs/07_memory_bank.ipynb #f0157b7f
-MEASURE_ROWS = 16384   # banks at least this large get the measured CPU backend; smaller ones use torch
-_CPU_BACKEND = {}       # (dim, torch threads) -> 'torch' or 'faiss', measured once per process
+MEASURE_ROWS = 16384   # rows of the random bank `measure_backend` searches; smaller banks always use torch
 
-def _measure_cpu_backend(dim:int, # the bank's vector size
-                         rows:int=MEASURE_ROWS, # rows of the random bank searched (64 MB at 1024-d, twice with faiss's copy)
-                         queries:int=256, # queries searched
-                         margin:float=0.9, # faiss must take less than this share of torch's time
-                        )->str:
-    "'faiss' or 'torch': the faster exact k = 1 search on this CPU, measured once per dimension and thread count."
-    key = (dim, torch.get_num_threads())
-    if key not in _CPU_BACKEND:
+def backend_cache_file()->Path:
+    "Where `backend='measure'` keeps its answers: `search_backend.json` in `$RECONPATCH_NB_CACHE` or `~/.cache/reconpatch_nb`."
+    return Path(os.environ.get('RECONPATCH_NB_CACHE') or Path.home()/'.cache'/'reconpatch_nb')/'search_backend.json'
+
+# %% ../nbs/07_memory_bank.ipynb #e79cbdd6
+def _cpu_name()->str:
+    "The CPU's model name (from /proc/cpuinfo where there is one), for the key of a measurement."
+    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): return platform.processor() or platform.machine()
+
+def _seconds(fn)->float:
+    "Wall seconds of one call of `fn`."
+    t = time.perf_counter(); fn()
+    return time.perf_counter() - t
+
+# %% ../nbs/07_memory_bank.ipynb #1f00ea0c
+def measure_backend(dim:int, # the bank's vector size
+                    rows:int=MEASURE_ROWS, # rows of the random bank searched (64 MB at 1024-d, twice with faiss's copy)
+                    queries:int=256, # queries searched
+                    margin:float=0.9, # faiss must take less than this share of torch's time
+                    cache:str|Path|None=None, # JSON file of earlier answers; None: `backend_cache_file()`
+                   )->str:
+    "'faiss' or 'torch': the faster exact k = 1 CPU search on this machine, measured once and kept in `cache`."
+    path = Path(cache) if cache is not None else backend_cache_file()
+    key = (f"{_cpu_name()} | dim {dim} | rows {rows} | queries {queries} | margin {margin} | {torch.get_num_threads()} threads "
+           f"| torch {torch.__version__} | faiss {faiss.__version__}")
+    try: known = json.loads(path.read_text())
+    except (OSError, ValueError): known = {}
+    if key not in known:
         g = torch.Generator().manual_seed(0)
         bank, q = torch.randn(rows, dim, generator=g), torch.randn(queries, dim, generator=g)
         secs = {}
@@ -169,60 +179,100 @@ def _measure_cpu_backend(dim:int, # the bank's vector size
             nn_ = NearestNeighbours(bank, use_gpu=False, backend=name)
             nn_._knn(q[:32], 1)                                       # warm-up
             secs[name] = min(_seconds(lambda: nn_._knn(q, 1)) for _ in range(3))
-        _CPU_BACKEND[key] = 'faiss' if secs['faiss'] < margin * secs['torch'] else 'torch'
-    return _CPU_BACKEND[key]
-
-def _seconds(fn)->float:
-    "Wall seconds of one call of `fn`."
-    t = time.perf_counter(); fn()
-    return time.perf_counter() - t
+        known[key] = 'faiss' if secs['faiss'] < margin * secs['torch'] else 'torch'
+        try: atomic_write_bytes(path, (json.dumps(known, indent=1) + '\n').encode())
+        except OSError: pass   # a read-only home: measured again next time
+    return known[key]
 
 # %% ../nbs/07_memory_bank.ipynb #4b1ada6c
-def _pick_backend(backend:str, # 'auto', 'torch' or 'faiss'
+def _pick_backend(backend:str, # 'auto', 'measure', 'torch' or 'faiss'
                   use_gpu:bool|None, # None: GPU when available; False: CPU; True: GPU or error
-                  rows:int=0, # bank rows: from `MEASURE_ROWS` on, 'auto' on the CPU is measured
+                  rows:int=0, # bank rows: from `MEASURE_ROWS` on, 'measure' on the CPU measures
                   dim:int=0, # bank dimension (for the measurement)
                  )->tuple[str, bool]: # ('faiss' or 'torch', on the GPU)
     "The search backend for the request, and whether it runs on the GPU (`ReConPatchError` if a GPU is demanded but absent)."
-    if backend not in ('auto', 'faiss', 'torch'):
-        raise ValueError(f"backend: expected 'auto', 'faiss' or 'torch', got {backend!r}")
+    if backend not in ('auto', 'measure', 'faiss', 'torch'):
+        raise ValueError(f"backend: expected 'auto', 'measure', 'faiss' or 'torch', got {backend!r}")
     faiss_gpu = (faiss.get_num_gpus() if hasattr(faiss, 'get_num_gpus') else 0) > 0
     have = {'faiss': faiss_gpu, 'torch': torch.cuda.is_available()}
-    have['auto'] = have['faiss'] or have['torch']
+    have['auto'] = have['measure'] = have['faiss'] or have['torch']
     hint = {'faiss': "faiss sees no GPU (faiss-cpu installed or no CUDA device); install faiss-gpu or use backend='torch'",
-            'torch': "CUDA is not available to torch",
-            'auto': "there is no GPU (CUDA is not available to torch and faiss sees none: faiss-gpu not installed)"}[backend]
+            'torch': "CUDA is not available to torch"}.get(backend,
+            "there is no GPU (CUDA is not available to torch and faiss sees none: faiss-gpu not installed)")
     if use_gpu and not have[backend]: raise ReConPatchError(f"use_gpu=True but {hint}; or use use_gpu=None")
     on_gpu = bool(have[backend] and use_gpu is not False)
-    if backend == 'auto':
+    if backend in ('auto', 'measure'):
         if on_gpu: backend = 'faiss' if faiss_gpu else 'torch'
-        else: backend = _measure_cpu_backend(dim) if rows >= MEASURE_ROWS else 'torch'
+        else: backend = measure_backend(dim) if backend == 'measure' and rows >= MEASURE_ROWS else 'torch'
     return backend, on_gpu
+
+# %% ../nbs/07_memory_bank.ipynb #b580f556
+def _check_owners(bank:Tensor, # (M, D) float32 bank
+                  bank_images=None, # (M,) the image of each bank vector, or None
+                  stand_ins=None, # (M, D) stand-ins, or None
+                 )->tuple: # `bank_images` as int64 and `stand_ins` as float32, on the CPU
+    "`bank_images` and `stand_ins` checked against `bank`, or a one-line error that says what is wrong."
+    if bank_images is not None:
+        bank_images = torch.as_tensor(bank_images).detach().long().cpu()
+        if bank_images.shape != (len(bank),):
+            raise DataError(f"bank_images: expected one image per bank vector, shape ({len(bank)},), got {tuple(bank_images.shape)}")
+    if stand_ins is not None:
+        if bank_images is None: raise ValueError("stand_ins: a stand-in serves the queries of its bank vector's image: give bank_images too")
+        stand_ins = torch.as_tensor(stand_ins).detach().to('cpu', torch.float32).contiguous()
+        if stand_ins.shape != bank.shape: raise DataError(f"stand_ins: expected the bank's shape {tuple(bank.shape)}, got {tuple(stand_ins.shape)}")
+    return bank_images, stand_ins
 
 # %% ../nbs/07_memory_bank.ipynb #6a3218c0
 class NearestNeighbours:
-    "Exact L2 nearest-neighbour search in a memory bank (on a CPU the faster of torch and faiss, measured; faiss GPU index on CUDA when present)."
+    "Exact L2 nearest-neighbour search in a memory bank (torch or faiss, CPU or GPU), optionally leaving the query's own image out."
     def __init__(self,
                  bank:Tensor,             # (M, D) memory bank
                  use_gpu:bool|None=None,  # None: GPU when available; False: CPU; True: GPU or error
-                 backend:str='auto',      # 'auto' (fastest per device, see above), 'torch' or 'faiss'
+                 backend:str='auto',      # 'auto' (the rule above), 'measure' (measured once per machine), 'torch' or 'faiss'
+                 bank_images:Tensor|None=None, # (M,) the image each bank vector came from (for `exclude_images`)
+                 stand_ins:Tensor|None=None,   # (M, D): row j replaces bank vector j for the queries of image `bank_images[j]`
                 ):
         bank = torch.as_tensor(bank)
         if bank.ndim != 2 or bank.shape[0] == 0:
             raise DataError(f"bank: expected a non-empty (M, D) tensor, got shape {tuple(bank.shape)}")
         self.backend, self.on_gpu = _pick_backend(backend, use_gpu, rows=bank.shape[0], dim=bank.shape[1])
         self.bank = bank.detach().to('cpu', torch.float32).contiguous()
+        self.bank_images, self.stand_ins = _check_owners(self.bank, bank_images, stand_ins)
+        self.vectors = self.bank if self.stand_ins is None else torch.cat([self.bank, self.stand_ins])  # what indices point into
         self._build_index()
 
     @property
     def dim(self)->int: return self.bank.shape[1]   # a shape lookup, no work
     def __len__(self)->int: return self.bank.shape[0]
-    def __repr__(self): return f"NearestNeighbours({len(self)} x {self.dim}, {self.backend}, {'GPU' if self.on_gpu else 'CPU'})"
+    def __repr__(self):
+        extra = '' if self.stand_ins is None else ', with stand-ins'
+        return f"NearestNeighbours({len(self)} x {self.dim}, {self.backend}, {'GPU' if self.on_gpu else 'CPU'}{extra})"
+
+    def search(self,
+               queries:Tensor,     # (Q, D) query vectors, any float dtype and device
+               k:int=1,            # neighbours per query
+               chunk:int=65536,    # queries searched at a time
+               exclude_images:Tensor|None=None, # (Q,) the image of each query: that image's bank vectors are left out
+              )->tuple[Tensor, Tensor]: # L2 distances (Q, k) float32 (not squared), indices (Q, k) int64 into `vectors`
+        "The `k` nearest bank vectors of each query, nearest first; with `exclude_images`, none from the query's own image (-1, inf: none left)."
+        q = torch.as_tensor(queries)
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise DataError(f"queries: expected a (Q, {self.dim}) tensor (the bank's dim is {self.dim}), got shape {tuple(q.shape)}")
+        if not 1 <= k <= len(self): raise ValueError(f"k: expected 1 <= k <= {len(self)} (bank size), got {k}")
+        xi = self._query_images(exclude_images, len(q))
+        dist, idx = torch.empty(len(q), k), torch.empty(len(q), k, dtype=torch.long)
+        with torch.no_grad():
+            for s in range(0, len(q), chunk):
+                x = q[s:s + chunk].detach().to('cpu', torch.float32).contiguous()
+                idx[s:s + len(x)] = i = self._knn(x, k, None if xi is None else xi[s:s + chunk])
+                dist[s:s + len(x)] = self._distances(x, i)
+        return dist, idx
 
 # %% ../nbs/07_memory_bank.ipynb #b577aa1a
 @patch
 def _build_index(self:NearestNeighbours):
     "Build the search index over `self.bank` (`self.index`; `self._sq`, the squared norms, for torch)."
+    self._ops = None   # the torch kernel's operands, made by `_operands` when first needed
     if self.backend == 'faiss':
         index = faiss.IndexFlatL2(self.dim)
         if self.on_gpu:
@@ -234,53 +284,78 @@ def _build_index(self:NearestNeighbours):
         self.index = self.bank.to('cuda' if self.on_gpu else 'cpu')
         self._sq = _sq_norms(self.index)
 
+# %% ../nbs/07_memory_bank.ipynb #3966f2ad
+@patch
+def _operands(self:NearestNeighbours)->tuple:
+    "The torch kernel's operands on the search's device: bank, its squared norms, its images, stand-ins and theirs (made once)."
+    if self._ops is None:
+        dev = 'cuda' if self.on_gpu else 'cpu'
+        bank, sq = (self.index, self._sq) if self.backend == 'torch' else (self.bank.to(dev), _sq_norms(self.bank.to(dev)))
+        img = None if self.bank_images is None else self.bank_images.to(dev)
+        st = None if self.stand_ins is None else self.stand_ins.to(dev)
+        self._ops = (bank, sq, img, st, None if st is None else _sq_norms(st))
+    return self._ops
+
+# %% ../nbs/07_memory_bank.ipynb #ad6aea01
+@patch
+def _query_images(self:NearestNeighbours, exclude_images, n:int)->Tensor|None:
+    "`exclude_images` as an int64 CPU tensor (n,), after checking that the bank knows its images."
+    if exclude_images is None: return None
+    if self.bank_images is None:
+        raise ValueError("exclude_images: the bank does not know its images: build it with NearestNeighbours(bank, bank_images=...)")
+    xi = torch.as_tensor(exclude_images).detach().long().reshape(-1).cpu()
+    if len(xi) != n: raise DataError(f"exclude_images: expected one image per query ({n}), got {len(xi)}")
+    return xi
+
+# %% ../nbs/07_memory_bank.ipynb #ea396d52
+@patch
+def _excluding(self:NearestNeighbours, x:Tensor, xi:Tensor, # (q, D) queries and their images, on the search's device
+               d2:Tensor, # (q, M) their ranking distances to the bank (overwritten)
+               k:int)->Tensor: # (q, k) indices into `vectors`
+    "The k nearest of `d2` after masking the queries' own images' bank vectors, merged with those images' stand-ins (-1: none left)."
+    bank, _, img, st, st_sq = self._operands()
+    v, i = d2.masked_fill_(xi[:, None] == img[None], float('inf')).topk(k, dim=1, largest=False)
+    rows = torch.isin(img, xi).nonzero()[:, 0] if st is not None else img[:0]   # stand-ins of these queries' images
+    if not len(rows): return i.masked_fill_(v.isinf(), -1)
+    ds = torch.addmm(st_sq[rows][None], x, st[rows].T, alpha=-2.).masked_fill_(xi[:, None] != img[rows][None], float('inf'))
+    vs, js = ds.topk(min(k, len(rows)), dim=1, largest=False)
+    v, pos = torch.cat([v, vs], 1).topk(k, dim=1, largest=False)
+    return torch.cat([i, len(bank) + rows[js]], 1).gather(1, pos).masked_fill_(v.isinf(), -1)
+
 # %% ../nbs/07_memory_bank.ipynb #957fe461
 @patch
-def _knn(self:NearestNeighbours, x:Tensor, k:int)->Tensor:
-    "Indices (Q, k) of the k nearest bank vectors of the float32 CPU queries `x`."
-    if self.backend == 'faiss': return torch.from_numpy(self.index.search(x.numpy(), k)[1])
-    out, step = [], max(1, 2**24 // len(self))         # <= 64 MB of distances at a time
+def _knn(self:NearestNeighbours, x:Tensor, k:int, # (Q, D) float32 CPU queries, neighbours per query
+         xi:Tensor|None=None)->Tensor: # (Q,) their images, to leave out; None: nothing left out
+    "Indices (Q, k) into `vectors` of the k nearest rows of the queries `x`."
+    if xi is None and self.backend == 'faiss': return torch.from_numpy(self.index.search(x.numpy(), k)[1])
+    bank, sq = self._operands()[:2]
+    out, step = [], max(1, (2**24 if xi is None else 2**20) // len(self))   # <= 64 MB of distances at a time (masked: 4 MB)
     for a in range(0, len(x), step):
-        xa = x[a:a + step].to(self.index.device)
-        d2 = torch.addmm(self._sq[None], xa, self.index.T, alpha=-2.)   # |m|^2 - 2 q.m: same order as |q - m|^2
-        out.append((d2.argmin(1, keepdim=True) if k == 1 else d2.topk(k, dim=1, largest=False).indices).cpu())
+        xa = x[a:a + step].to(bank.device)
+        d2 = torch.addmm(sq[None], xa, bank.T, alpha=-2.)   # |m|^2 - 2 q.m: same order as |q - m|^2
+        if xi is not None: out.append(self._excluding(xa, xi[a:a + step].to(bank.device), d2, k).cpu())
+        else: out.append((d2.argmin(1, keepdim=True) if k == 1 else d2.topk(k, dim=1, largest=False).indices).cpu())
     return torch.cat(out) if out else torch.empty(0, k, dtype=torch.long)
 
-# %% ../nbs/07_memory_bank.ipynb #8d10fc85
+# %% ../nbs/07_memory_bank.ipynb #f09eab98
 @patch
-def search(self:NearestNeighbours,
-           queries:Tensor,     # (Q, D) query vectors, any float dtype and device
-           k:int=1,            # neighbours per query
-           chunk:int=65536,    # queries searched at a time
-          )->tuple[Tensor, Tensor]: # L2 distances (Q, k) float32 (not squared), bank indices (Q, k) int64
-    "The `k` nearest bank vectors of each query, nearest first."
-    q = torch.as_tensor(queries)
-    if q.ndim != 2 or q.shape[1] != self.dim:
-        raise DataError(f"queries: expected a (Q, {self.dim}) tensor (the bank's dim is {self.dim}), "
-                        f"got shape {tuple(q.shape)}")
-    if not 1 <= k <= len(self): raise ValueError(f"k: expected 1 <= k <= {len(self)} (bank size), got {k}")
-    n = q.shape[0]
-    dist, idx = torch.empty(n, k), torch.empty(n, k, dtype=torch.long)
-    with torch.no_grad():
-        for s in range(0, n, chunk):
-            x = q[s:s + chunk].detach().to('cpu', torch.float32).contiguous()
-            i = self._knn(x, k)
-            idx[s:s + len(x)] = i
-            step = max(1, 2**22 // (k * self.dim))     # exact distances to the neighbours found, <= 16 MB at a time
-            for a in range(0, len(x), step):
-                e = min(len(x), a + step)
-                dist[s + a:s + e] = (x[a:e, None] - self.bank[i[a:e]]).norm(dim=-1)
-    return dist, idx
+def _distances(self:NearestNeighbours, x:Tensor, i:Tensor)->Tensor: # (Q, D) float32 CPU queries, (Q, k) rows of `vectors`
+    "Exact L2 distances (Q, k) from each query to its rows `i`, at most 16 MB at a time (not the Gram form the search ranks by)."
+    out, step = torch.empty(i.shape), max(1, 2**22 // (max(1, i.shape[1]) * self.dim))
+    for a in range(0, len(x), step): out[a:a + step] = (x[a:a + step, None] - self.vectors[i[a:a + step].clamp(min=0)]).norm(dim=-1)
+    return out.masked_fill_(i < 0, float('inf'))   # -1: no neighbour left
 
 # %% ../nbs/07_memory_bank.ipynb #61d88179
 def patch_scores(nn:NearestNeighbours, # the memory bank's index
                  queries:Tensor,       # (B, P, D) patch embeddings (or (Q, D))
                  chunk:int=65536,      # queries searched at a time
-                )->tuple[Tensor, Tensor]: # scores (B, P) float32 and nearest bank indices (B, P)
+                 exclude_images:Tensor|None=None, # (B,) (or (Q,)) the image of each query image: its bank vectors left out
+                )->tuple[Tensor, Tensor]: # scores (B, P) float32 and nearest rows of `nn.vectors` (B, P)
     "Distance of every patch to its nearest bank vector, and that vector's index."
     q = torch.as_tensor(queries)
     if q.ndim not in (2, 3): raise DataError(f"queries: expected (B, P, D) or (Q, D), got shape {tuple(q.shape)}")
-    dist, idx = nn.search(q.reshape(-1, q.shape[-1]), k=1, chunk=chunk)
+    xi = None if exclude_images is None else torch.as_tensor(exclude_images).reshape(len(q), *[1] * (q.ndim - 2)).expand(q.shape[:-1])
+    dist, idx = nn.search(q.reshape(-1, q.shape[-1]), k=1, chunk=chunk, exclude_images=None if xi is None else xi.reshape(-1))
     return dist[:, 0].reshape(q.shape[:-1]), idx[:, 0].reshape(q.shape[:-1])
 
 # %% ../nbs/07_memory_bank.ipynb #cae76012
@@ -289,7 +364,9 @@ def image_scores(scores:Tensor,                 # (B, P) or (B, H, W) patch scor
                  nn:NearestNeighbours|None=None,# the bank's index; needed when `reweight`
                  reweight:bool=False,           # PatchCore's Eq. 7 re-weighting (see above)
                  b:int=9,                       # neighbourhood size of the re-weighting
-                 bank:Tensor|None=None,         # bank vectors (default `nn.bank`)
+                 bank:Tensor|None=None,         # the vectors `nn`'s indices point into (default `nn.vectors`)
+                 nearest:Tensor|None=None,      # (B, P) nearest rows (`patch_scores`' second output); None: searched here
+                 exclude_images:Tensor|None=None, # (B,) the image of each query image: its bank vectors left out (see search)
                 )->Tensor:                      # (B,) image scores
     "Image score: the largest patch score, optionally re-weighted as in PatchCore."
     s = torch.as_tensor(scores).flatten(1).float()
@@ -297,12 +374,14 @@ def image_scores(scores:Tensor,                 # (B, P) or (B, H, W) patch scor
     if not reweight: return smax
     if nn is None or queries is None: raise ValueError("reweight=True needs nn (the bank's index) and queries (B, P, D)")
     if b < 1: raise ValueError(f"b: expected a neighbourhood size >= 1, got {b}")
-    bank = nn.bank if bank is None else torch.as_tensor(bank).float().cpu()
+    bank = nn.vectors if bank is None else torch.as_tensor(bank).float().cpu()
+    rows, arg = torch.arange(len(s)), arg.cpu()
     q = torch.as_tensor(queries).detach().float().cpu()
-    q = q.reshape(len(s), -1, q.shape[-1])[torch.arange(len(s)), arg.cpu()]   # m_test*, (B, D)
-    star = nn.search(q, k=1)[1][:, 0]                                          # m*
-    nbr = nn.search(bank[star], k=min(b, len(nn)))[1]                          # N_b(m*), (B, b)
-    d = (q[:, None] - bank[nbr]).norm(dim=-1)
+    q = q.reshape(len(s), -1, q.shape[-1])[rows, arg]                                       # m_test*, (B, D)
+    star = (nn.search(q, k=1, exclude_images=exclude_images)[1][:, 0] if nearest is None
+            else torch.as_tensor(nearest).cpu().reshape(len(s), -1)[rows, arg])             # m*
+    nbr = nn.search(bank[star], k=min(b, len(nn)), exclude_images=exclude_images)[1]       # N_b(m*), (B, b)
+    d = (q[:, None] - bank[nbr.clamp(min=0)]).norm(dim=-1).masked_fill_(nbr < 0, float('-inf'))   # -1: none left, no term
     d_star = (q - bank[star]).norm(dim=-1)
     w = 1 - torch.exp(d_star - torch.logsumexp(d, dim=1))
     return w.to(smax.device) * smax

@@ -15,12 +15,182 @@ from .core import (DataError, ModelFileError, ReConPatchError, atomic_torch_save
                                 count_nonfinite, release_memory, seed_everything, seeded, threads_scope)
 from .backbone import Backbone, Features, PatchFeatureExtractor, backbone_normalization
 from .training import ReConPatchNet, TrainConfig, train_reconpatch
-from .memory_bank import NearestNeighbours, _sq_norms, anomaly_map, greedy_coreset, image_scores, patch_scores
+from .memory_bank import NearestNeighbours, anomaly_map, greedy_coreset, image_scores, patch_scores
+from .calibration import calibrate, ensemble_calibration
 from .data import IMAGENET_MEAN, IMAGENET_STD, AnomalyDataset, Sample, check_normalization
-from .evaluation import percentile_threshold
 
 # %% auto #0
-__all__ = ['Detector', 'ReConPatch', 'loo_knn', 'nearest_other_image', 'Ensemble']
+__all__ = ['Detector', 'ReConPatch', 'Ensemble']
+
+# %% ../nbs/08_model.ipynb #78e2a3ba
+class Detector:
+    "What `ReConPatch` and `Ensemble` share: scoring a dataset batch by batch, scoring image files."
+    def predict_dataset(self, dataset, # items are dicts with an 'image'
+                        batch_size:int=8, progress:bool|None=None):
+        "Yield `(batch, scores, maps)` over a dataset, one batch at a time (maps are never all in memory)."
+        _check_items(dataset); self._check_normalization(dataset)
+        dl = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+        for batch in tqdm(dl, desc='predict', disable=not (self.progress if progress is None else progress), leave=False):
+            s, m = self.predict(batch['image'])
+            yield batch, s, m
+
+    def predict_files(self, paths:list, # image files of any size, colour, grayscale or 16 bit
+                     )->tuple[np.ndarray, np.ndarray, torch.Tensor]: # scores (B,), maps (B,crop,crop), images (B,3,crop,crop)
+        "Score image files with the model's own resize, crop and normalisation."
+        c = self.config
+        ds = AnomalyDataset([Sample(p, 0, 'unknown') for p in paths], resize=c['resize'], crop=c['crop'], mean=c['mean'], std=c['std'])
+        imgs = torch.stack([ds[i]['image'] for i in range(len(ds))])
+        return *self.predict(imgs), imgs
+
+# %% ../nbs/08_model.ipynb #ffc1c256
+class ReConPatch(Detector):
+    "ReConPatch (or PatchCore with `method='patchcore'`) anomaly detector on a frozen CNN backbone."
+    def __init__(self, method:str='reconpatch', # 'reconpatch', 'patchcore' (f = identity) or 'untrained' (f at init)
+                 device:str|None=None, # 'cpu', 'cuda' or None (GPU when present)
+                 progress:bool=True, # show progress bars
+                 threads:int|None=None, # torch CPU threads for fit and predict; None: the idle cores (`core.auto_threads`)
+                 **config): # any key of `DEFAULTS`
+        with threads_scope(threads if threads is not None else 1): pass   # checks `threads` now, not after the features
+        self.method, self.progress, self.threads, self.config = method, progress, threads, _check_config(method, config)
+        self.config['mean'], self.config['std'] = _resolve_normalization(self.config)
+        self.device = get_device(device)
+        self.net = self.bank = self.bank_images = None   # f (None: the identity), the memory bank and its images
+        self.extractor = self.index = None               # built by `build_extractor` and `build_index`
+        self.threshold = self.threshold_rule = self.pixel_threshold = None   # image and mask thresholds, set by fit
+        self.nominal_stats, self.calibration, self.history, self.timings = {}, {}, [], {}
+        self._backbone_state = None                      # a random backbone's weights, for the model file
+
+    def __repr__(self):
+        c = self.config
+        return (f"ReConPatch(method={self.method!r}, backbone={c['backbone']!r}, crop={c['crop']}, "
+                f"fitted={self.is_fitted}, bank={None if self.bank is None else tuple(self.bank.shape)})")
+
+    @property
+    def is_fitted(self): return self.bank is not None
+
+    def fit(self, dataset, # normal training images: an `AnomalyDataset` (or items that are dicts with an 'image')
+            features:Features|tuple|None=None, # `extract_features(dataset)` of a model with the same backbone, to reuse (its
+                                      # seconds are counted in `timings` as if extracted here); or a (features, grid[, seconds]) tuple
+           )->ReConPatch:
+        "Extract patch features, train f (ReConPatch), select the coreset memory bank, set threshold and statistics."
+        c, t0, self.timings = self.config, time.perf_counter(), {}
+        if len(dataset) == 0: raise DataError("the training set is empty: fit needs at least one normal image")
+        size, n_img = tuple(_check_items(dataset)['image'].shape[-2:]), len(dataset)
+        self._check_normalization(dataset)
+        own = features is None   # features extracted here may be overwritten by f(p)
+        # seeded: repeatable, and the global generators are left as they were; threads: the idle cores, or `threads`
+        with threads_scope(self.threads), seeded(c['seed']):
+            with measure(self.timings, 'features'): feats, grid, reused = self._fit_features(dataset, features)
+            del features; release_memory()   # the extraction's freed temporaries go back to the OS (see core)
+            grid = tuple(grid)
+            if reused: self.timings['features']['seconds'] += reused; t0 -= reused
+            _check_features(feats, n_img, grid, c['feature_dim'])
+            seed_everything(c['seed'])
+            with measure(self.timings, 'training'): self._fit_net(feats)
+            emb = self._embed_all(feats, inplace=own); del feats; release_memory()
+            with measure(self.timings, 'coreset'): self._select_bank(emb, grid[0] * grid[1])
+            with measure(self.timings, 'calibration'): self._calibrate(emb, n_img, grid, size)
+        self.timings['fit_seconds'] = round(time.perf_counter() - t0, 3)
+        return self
+
+    @torch.no_grad()
+    def predict(self, images:torch.Tensor, # (B, 3, H, W) images normalised with the model's mean and std (H = W = crop)
+               )->tuple[np.ndarray, np.ndarray]: # image scores (B,) and anomaly maps (B, H, W), raw score units
+        "Image scores and pixel anomaly maps of a batch of images."
+        images = _image_batch(images, self.config['mean'], self.config['std'])
+        self.build_index()  # fails early and clearly when not fitted
+        with threads_scope(self.threads):
+            feats, grid = self.build_extractor()(images.to(self.device, torch.float32))
+            b, p, d = feats.shape
+            emb = self.embed(feats.reshape(b * p, d)).reshape(b, p, -1)
+            return self.score_embeddings(emb, grid, tuple(images.shape[-2:]))
+
+    def build_extractor(self)->PatchFeatureExtractor:
+        "The backbone's patch-feature extractor (method.md steps 1-2), built once and kept in `self.extractor`."
+        if self.extractor is None:
+            self.extractor = PatchFeatureExtractor(self._backbone().to(self.device), dim=self.config['feature_dim'])
+        return self.extractor
+
+    def extract_features(self, dataset)->Features:
+        "Patch features of every image of `dataset` (N_images * P, feature_dim) on the CPU, with the patch grid and the seconds."
+        if len(dataset) == 0: raise DataError("the training set is empty: fit needs at least one normal image")
+        return self.build_extractor().extract(dataset, batch_size=self.config['extract_batch_size'], device=self.device,
+                                              progress=self.progress, half=self._half_features(dataset))
+
+    @torch.no_grad()
+    def embed(self, feats:torch.Tensor, # (N, feature_dim) patch features
+              chunk:int=65536)->torch.Tensor: # (N, hidden_dim) for ReConPatch, (N, feature_dim) for PatchCore
+        "Patch features in the memory bank's space, f(p), as float32 on the CPU."
+        if self.net is None: return feats.to('cpu', torch.float32)
+        return torch.cat([self.net.embed(feats[i:i+chunk].to(self.device, torch.float32)).cpu() for i in range(0, len(feats), chunk)])
+
+    def build_index(self)->NearestNeighbours:
+        "The exact nearest-neighbour search over the bank, built once per bank and kept in `self.index`."
+        if self.bank is None: raise ReConPatchError("the model is not fitted: call fit(dataset) or ReConPatch.load(path) first")
+        if self.index is None: self.index = NearestNeighbours(self.bank)
+        return self.index
+
+    @torch.no_grad()
+    def score_embeddings(self, emb:torch.Tensor, # (B, P, D) patch embeddings f(p) of B images
+                         grid:tuple, # (h, w) patch grid, h * w = P
+                         size:tuple, # (H, W) input image size
+                        )->tuple[np.ndarray, np.ndarray]: # image scores (B,), anomaly maps (B, H, W)
+        "Scores and maps from patch embeddings: nearest bank vector, max (or re-weighted) image score, blurred map."
+        c, nn_ = self.config, self.build_index()
+        patch, near = patch_scores(nn_, emb)
+        scores = image_scores(patch, queries=emb, nn=nn_, reweight=c['reweight'], b=c['reweight_b'], nearest=near)
+        maps = anomaly_map(patch.reshape(len(emb), *grid), size=size, sigma=c['blur_sigma'])
+        return scores.cpu().numpy().astype(np.float32), maps.cpu().numpy().astype(np.float32)
+
+    def set_threshold(self, value:float, # threshold in raw score units
+                      rule:str='manual'): # how it was chosen (stored with the model)
+        "Set the decision threshold used by `predict`'s callers, the CLI and the widgets."
+        if not np.isfinite(value): raise ValueError(f"threshold={value}: expected a finite number")
+        self.threshold, self.threshold_rule = float(value), rule
+
+    def normalize(self, scores, # image scores (or maps with `pixel=True`) in raw units
+                  pixel:bool=False):
+        "Scores in units of nominal standard deviations above the nominal mean."
+        st = self.nominal_stats
+        if not st: raise ReConPatchError("no nominal statistics: fit the model first")
+        m, s = (st['pixel_mean'], st['pixel_std']) if pixel else (st['mean'], st['std'])
+        return (np.asarray(scores) - m) / s
+
+    def state_dict(self)->dict:
+        "Everything a fitted model needs, as tensors and plain Python values (loadable with `weights_only=True`)."
+        if not self.is_fitted: raise ReConPatchError("the model is not fitted: nothing to save")
+        return dict(format=FORMAT, format_version=FORMAT_VERSION, library_version=reconpatch_nb.__version__,
+                    method=self.method, config={k: _plain(v) for k, v in self.config.items()},
+                    net=None if self.net is None else {k: v.cpu() for k, v in self.net.state_dict().items()},
+                    bank=self.bank.cpu(), nominal_stats=self.nominal_stats, threshold=self.threshold, pixel_threshold=self.pixel_threshold,
+                    threshold_rule=self.threshold_rule, history=self.history, timings=self.timings,
+                    backbone_state=self._backbone_state, bank_images=self.bank_images, calibration=self.calibration)
+
+    def save(self, path:str|Path)->Path:
+        "Save the fitted model to one file, atomically."
+        return atomic_torch_save(self.state_dict(), path)
+
+    @classmethod
+    def from_state(cls, st:dict, device:str|None=None, progress:bool=True)->ReConPatch:
+        "A model from `state_dict()`'s output."
+        self = cls(st['method'], device=device, progress=progress, **_config_from_state(st))
+        if st['net'] is not None:
+            c = self.config
+            self.net = ReConPatchNet(c['feature_dim'], c['hidden_dim'], c['proj_dim'])
+            self.net.load_state_dict(st['net']); self.net.to(self.device).eval()
+        self.bank, self.nominal_stats, self.history, self.timings = st['bank'], st['nominal_stats'], st['history'], st['timings']
+        self.threshold, self.threshold_rule, self._backbone_state = st['threshold'], st['threshold_rule'], st['backbone_state']
+        self.bank_images, self.calibration = st.get('bank_images'), st.get('calibration') or {}   # absent from older files
+        self.pixel_threshold = st.get('pixel_threshold')                                          # older files: None
+        return self
+
+    @classmethod
+    def load(cls, path:str|Path, # a file written by `ReConPatch.save`
+             device:str|None=None, progress:bool=True)->ReConPatch:
+        "Load a model saved with `save`."
+        st = _read_model_file(path)
+        if st.get('method') == 'ensemble': raise ModelFileError(f"{path}: an ensemble file: load it with Ensemble.load")
+        return cls.from_state(st, device=device, progress=progress)
 
 # %% ../nbs/08_model.ipynb #c2f7883b
 METHODS = ('reconpatch', 'patchcore', 'untrained')
@@ -86,36 +256,6 @@ def _resolve_normalization(c:dict)->tuple: # a configuration (`_check_config`'s 
     own_mean, own_std = backbone_normalization(str(c['backbone']))
     return check_normalization(own_mean if c['mean'] is None else c['mean'], own_std if c['std'] is None else c['std'])
 
-# %% ../nbs/08_model.ipynb #78e2a3ba
-class Detector:
-    "What `ReConPatch` and `Ensemble` share: scoring a dataset batch by batch, scoring image files."
-
-# %% ../nbs/08_model.ipynb #ffc1c256
-class ReConPatch(Detector):
-    "ReConPatch (or PatchCore with `method='patchcore'`) anomaly detector on a frozen CNN backbone."
-    def __init__(self, method:str='reconpatch', # 'reconpatch', 'patchcore' (f = identity) or 'untrained' (f at init)
-                 device:str|None=None, # 'cpu', 'cuda' or None (GPU when present)
-                 progress:bool=True, # show progress bars
-                 threads:int|None=None, # torch CPU threads for fit and predict; None: the idle cores (`core.auto_threads`)
-                 **config): # any key of `DEFAULTS`
-        with threads_scope(threads if threads is not None else 1): pass   # checks `threads` now, not after the features
-        self.method, self.progress, self.threads, self.config = method, progress, threads, _check_config(method, config)
-        self.config['mean'], self.config['std'] = _resolve_normalization(self.config)
-        self.device = get_device(device)
-        self.net = self.bank = self.bank_images = None   # f (None: the identity), the memory bank and its images
-        self.extractor = self.index = None               # built by `build_extractor` and `build_index`
-        self.threshold = self.threshold_rule = self.pixel_threshold = None   # image and mask thresholds, set by fit
-        self.nominal_stats, self.calibration, self.history, self.timings = {}, {}, [], {}
-        self._backbone_state = None                      # a random backbone's weights, for the model file
-
-    def __repr__(self):
-        c = self.config
-        return (f"ReConPatch(method={self.method!r}, backbone={c['backbone']!r}, crop={c['crop']}, "
-                f"fitted={self.is_fitted}, bank={None if self.bank is None else tuple(self.bank.shape)})")
-
-    @property
-    def is_fitted(self): return self.bank is not None
-
 # %% ../nbs/08_model.ipynb #463ef9d3
 @patch
 @torch.no_grad()
@@ -128,23 +268,6 @@ def _backbone(self:ReConPatch)->Backbone:
     if stored is not None: bb.load_state_dict(stored)
     elif not c['pretrained'] and c['weights'] is None: self._backbone_state = {k: v.clone() for k, v in bb.state_dict().items()}
     return bb
-
-# %% ../nbs/08_model.ipynb #70a2cc0f
-@patch
-def build_extractor(self:ReConPatch)->PatchFeatureExtractor:
-    "The backbone's patch-feature extractor (method.md steps 1-2), built once and kept in `self.extractor`."
-    if self.extractor is None:
-        self.extractor = PatchFeatureExtractor(self._backbone().to(self.device), dim=self.config['feature_dim'])
-    return self.extractor
-
-# %% ../nbs/08_model.ipynb #979bdcfd
-@patch
-@torch.no_grad()
-def embed(self:ReConPatch, feats:torch.Tensor, # (N, feature_dim) patch features
-          chunk:int=65536)->torch.Tensor: # (N, hidden_dim) for ReConPatch, (N, feature_dim) for PatchCore
-    "Patch features in the memory bank's space, f(p), as float32 on the CPU."
-    if self.net is None: return feats.to('cpu', torch.float32)
-    return torch.cat([self.net.embed(feats[i:i+chunk].to(self.device, torch.float32)).cpu() for i in range(0, len(feats), chunk)])
 
 # %% ../nbs/08_model.ipynb #a0404e3e
 def _check_items(dataset)->dict:
@@ -173,15 +296,6 @@ def _half_features(self:ReConPatch, dataset)->bool:
     h, w = _check_items(dataset)['image'].shape[-2:]
     if self.config['half_features'] is not None: return self.config['half_features']
     return len(dataset) * (h // 8) * (w // 8) * self.config['feature_dim'] * 4 > 4 * 2**30
-
-# %% ../nbs/08_model.ipynb #bd8daecf
-@patch
-def extract_features(self:ReConPatch, dataset)->Features:
-    "Patch features of every image of `dataset` (N_images * P, feature_dim) on the CPU, with the patch grid and the seconds."
-    if len(dataset) == 0: raise DataError("the training set is empty: fit needs at least one normal image")
-    half = self._half_features(dataset)
-    return self.build_extractor().extract(dataset, batch_size=self.config['extract_batch_size'], device=self.device,
-                                          progress=self.progress, half=half)
 
 # %% ../nbs/08_model.ipynb #99d7754b
 @patch
@@ -241,27 +355,14 @@ def _select_bank(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings,
     self.bank, self.index = emb[idx].float().contiguous(), None   # a new bank: its search is built again when needed
     self.bank_images = (idx // n_patches).to(torch.int32)
 
-# %% ../nbs/08_model.ipynb #10eca25a
+# %% ../nbs/08_model.ipynb #4f535ba8
 @patch
-def build_index(self:ReConPatch)->NearestNeighbours:
-    "The exact nearest-neighbour search over the bank, built once per bank and kept in `self.index`."
-    if self.bank is None: raise ReConPatchError("the model is not fitted: call fit(dataset) or ReConPatch.load(path) first")
-    if self.index is None: self.index = NearestNeighbours(self.bank)
-    return self.index
-
-# %% ../nbs/08_model.ipynb #9558d955
-@patch
-@torch.no_grad()
-def score_embeddings(self:ReConPatch, emb:torch.Tensor, # (B, P, D) patch embeddings f(p) of B images
-                     grid:tuple, # (h, w) patch grid, h * w = P
-                     size:tuple, # (H, W) input image size
-                    )->tuple[np.ndarray, np.ndarray]: # image scores (B,), anomaly maps (B, H, W)
-    "Scores and maps from patch embeddings: nearest bank vector, max (or re-weighted) image score, blurred map."
-    c, nn_ = self.config, self.build_index()
-    patch, _ = patch_scores(nn_, emb)
-    scores = image_scores(patch, queries=emb, nn=nn_, reweight=c['reweight'], b=c['reweight_b'])
-    maps = anomaly_map(patch.reshape(len(emb), *grid), size=size, sigma=c['blur_sigma'])
-    return scores.cpu().numpy().astype(np.float32), maps.cpu().numpy().astype(np.float32)
+def _calibrate(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings of all training images, in order
+               n_img:int, grid:tuple, size:tuple): # training images, patch grid (h, w), image size (H, W)
+    "Set `calibration`, `nominal_stats`, `threshold` and `pixel_threshold` from 08a's `calibrate`."
+    cal = calibrate(self.bank, self.bank_images, emb, n_img, grid, size, self.config, device=self.device)
+    self.calibration, self.nominal_stats, self.pixel_threshold = cal['calibration'], cal['nominal_stats'], cal['pixel_threshold']
+    self.set_threshold(cal['threshold'], cal['threshold_rule'])
 
 # %% ../nbs/08_model.ipynb #366f00fe
 def _image_batch(images, # a (B, 3, H, W) or (3, H, W) tensor or array
@@ -287,264 +388,6 @@ def _image_batch(images, # a (B, 3, H, W) or (3, H, W) tensor or array
                             f"normalisation? Scale to [0, 1] and normalise as the model does")
     return images
 
-# %% ../nbs/08_model.ipynb #f9ed4243
-@patch
-@torch.no_grad()
-def predict(self:ReConPatch, images:torch.Tensor, # (B, 3, H, W) ImageNet-normalised images (H = W = crop)
-           )->tuple[np.ndarray, np.ndarray]: # image scores (B,) and anomaly maps (B, H, W), raw score units
-    "Image scores and pixel anomaly maps of a batch of images."
-    images = _image_batch(images, self.config['mean'], self.config['std'])
-    self.build_index()  # fails early and clearly when not fitted
-    with threads_scope(self.threads):
-        feats, grid = self.build_extractor()(images.to(self.device, torch.float32))
-        b, p, d = feats.shape
-        emb = self.embed(feats.reshape(b * p, d)).reshape(b, p, -1)
-        return self.score_embeddings(emb, grid, tuple(images.shape[-2:]))
-
-# %% ../nbs/08_model.ipynb #de2a9ab6
-@patch
-def predict_dataset(self:Detector, dataset, # items are dicts with an 'image'
-                    batch_size:int=8, progress:bool|None=None):
-    "Yield `(batch, scores, maps)` over a dataset, one batch at a time (maps are never all in memory)."
-    _check_items(dataset); self._check_normalization(dataset)
-    dl = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    show = self.progress if progress is None else progress
-    for batch in tqdm(dl, desc='predict', disable=not show, leave=False):
-        s, m = self.predict(batch['image'])
-        yield batch, s, m
-
-# %% ../nbs/08_model.ipynb #7dc846e8
-@patch
-def predict_files(self:Detector, paths:list, # image files of any size, colour, grayscale or 16 bit
-                 )->tuple[np.ndarray, np.ndarray, torch.Tensor]: # scores (B,), maps (B,crop,crop), images (B,3,crop,crop)
-    "Score image files with the model's own resize, crop and normalisation."
-    c = self.config
-    ds = AnomalyDataset([Sample(p, 0, 'unknown') for p in paths], resize=c['resize'], crop=c['crop'], mean=c['mean'], std=c['std'])
-    imgs = torch.stack([ds[i]['image'] for i in range(len(ds))])
-    s, m = self.predict(imgs)
-    return s, m, imgs
-
-# %% ../nbs/08_model.ipynb #031011a8
-def _spread(x:np.ndarray)->float:
-    "Standard deviation, floored at 0.1% of the mean magnitude so that a few near-equal scores cannot blow up `normalize`."
-    return float(max(x.std(), 1e-3 * abs(x.mean()), 1e-8))
-
-# %% ../nbs/08_model.ipynb #1a790a28
-MIN_CALIBRATION_IMAGES = 10   # fewer decide the threshold: a warning
-
-# %% ../nbs/08_model.ipynb #c2318290
-def _calibration_images(n:int, cap:int, seed:int)->list[int]:
-    "The training images whose scores calibrate the model: all of them, or a seeded subset of `cap`."
-    if n <= cap: return list(range(n))
-    return sorted(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:cap].tolist())
-
-# %% ../nbs/08_model.ipynb #1210a2a4
-def _masked_knn(x:torch.Tensor, qi:torch.Tensor, # (q, D) queries and the image of each
-                bank:torch.Tensor, sq:torch.Tensor, bimg:torch.Tensor, # (M, D) bank, its squared norms, the image of each row
-                k:int, # neighbours, at most M
-                spare:torch.Tensor|None=None, spare_sq:torch.Tensor|None=None, # (M, D) stand-ins and their squared norms
-               )->tuple: # distances (q, k), indices (q, k) into cat(bank, spare), on the CPU
-    "Exact L2 distances and indices of the k nearest rows not from the query's image; stand-in `j` only for image `bimg[j]`."
-    d2 = torch.addmm(sq[None], x, bank.T, alpha=-2.).masked_fill_(qi[:, None] == bimg[None], float('inf'))
-    v, i = d2.topk(k, dim=1, largest=False)
-    rows = torch.isin(bimg, qi).nonzero()[:, 0] if spare is not None else bimg[:0]   # stand-ins of these queries' images
-    if len(rows):
-        ds = torch.addmm(spare_sq[rows][None], x, spare[rows].T, alpha=-2.).masked_fill_(qi[:, None] != bimg[rows][None], float('inf'))
-        vs, js = ds.topk(min(k, len(rows)), dim=1, largest=False)
-        v, pos = torch.cat([v, vs], 1).topk(k, dim=1, largest=False)
-        i = torch.cat([i, len(bank) + rows[js]], 1).gather(1, pos)
-    near = bank[i.clamp(max=len(bank) - 1)]
-    if len(rows): near = torch.where((i >= len(bank))[..., None], spare[(i - len(bank)).clamp(min=0)], near)
-    return (x[:, None] - near).norm(dim=-1).cpu(), i.cpu()   # exact, not |q|^2 - 2q.m + |m|^2
-
-
-# %% ../nbs/08_model.ipynb #006d69a4
-@torch.no_grad()
-def loo_knn(bank:torch.Tensor, # (M, D) memory bank
-            bank_images:torch.Tensor, # (M,) the image each bank vector came from
-            queries:torch.Tensor, # (Q, D) query vectors
-            query_images:torch.Tensor, # (Q,) the image each query came from
-            k:int=1, # neighbours per query, at most M
-            device=None, # where to compute (None: the GPU when present)
-            max_elems:int=2**20, # distances computed at a time (4 MB of float32: bounded temporaries, no slower)
-            spare:torch.Tensor|None=None, # (M, D) stand-ins: row j is searched only by queries from image `bank_images[j]`
-           )->tuple[torch.Tensor, torch.Tensor]: # exact L2 distances (Q, k) and indices (Q, k) into `cat(bank, spare)`, on the CPU
-    "Exact k nearest bank vectors of each query among those *not* from the query's own image (leave-one-image-out)."
-    dev = get_device(device)
-    bank_d, bimg = bank.to(dev, torch.float32), bank_images.to(dev).long()
-    spare_d = spare.to(dev, torch.float32) if spare is not None else None
-    sq, spare_sq = _sq_norms(bank_d), (_sq_norms(spare_d) if spare is not None else None)
-    step = max(1, max_elems // len(bank_d))
-    out = [_masked_knn(queries[a:a + step].to(dev, torch.float32), query_images[a:a + step].to(dev).long(), bank_d, sq, bimg,
-                       k, spare_d, spare_sq) for a in range(0, len(queries), step)]
-    return torch.cat([d for d, _ in out]), torch.cat([i for _, i in out])
-
-
-# %% ../nbs/08_model.ipynb #d3886165
-@torch.no_grad()
-def nearest_other_image(queries:torch.Tensor, # (Q, D) vectors, e.g. the bank
-                        query_images:torch.Tensor, # (Q,) the image each came from
-                        database:torch.Tensor, # (n_img * P, D) all training patches, images in order
-                        n_patches:int, # P
-                        device=None, max_elems:int=2**22)->torch.Tensor: # (Q,) row indices into `database`
-    "The nearest `database` row from another image than the query's, streaming over `database` in chunks (no copy of it)."
-    dev = get_device(device)
-    q, qi = queries.to(dev, torch.float32), query_images.to(dev).long()
-    best_d, best_i = torch.full((len(q),), float('inf'), device=dev), torch.zeros(len(q), dtype=torch.long, device=dev)
-    step = max(1, max_elems // len(q))
-    for a in range(0, len(database), step):
-        x = database[a:a + step].to(dev, torch.float32)
-        d2 = torch.addmm((x * x).sum(1)[None], q, x.T, alpha=-2.)          # |x|^2 - 2 q.x: same order as |q - x|^2
-        d2.masked_fill_(qi[:, None] == (torch.arange(a, a + len(x), device=dev) // n_patches)[None], float('inf'))
-        v, j = d2.min(1)
-        better = v < best_d
-        best_d, best_i = torch.where(better, v, best_d), torch.where(better, j + a, best_i)
-    return best_i.cpu()
-
-# %% ../nbs/08_model.ipynb #bc9cb4e5
-def _reweighted(q:torch.Tensor, bank:torch.Tensor, star:torch.Tensor, nbr:torch.Tensor, smax:torch.Tensor)->torch.Tensor:
-    "PatchCore's Eq. 7 from the worst patch `q` (B, D), its nearest bank vector `star` (B,) and that one's neighbours `nbr` (B, b)."
-    d = (q[:, None] - bank[nbr]).norm(dim=-1)
-    return (1 - torch.exp((q - bank[star]).norm(dim=-1) - torch.logsumexp(d, dim=1))) * smax
-
-# %% ../nbs/08_model.ipynb #7b35981e
-@patch
-@torch.no_grad()
-def _loo_bank(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings of the training images, in order
-              n_p:int, mask:bool, # patches per image; False: no masking, the plain bank
-              images:list|None=None)->tuple: # the images that will be scored (None: all); only their vectors get stand-ins
-    "The stand-ins of the bank vectors (None when not `mask`) and the bank that the search's indices point into."
-    if self.bank is None or self.bank_images is None: raise ReConPatchError("loo_scores needs the bank and bank_images of a fit")
-    if not mask: return None, self.bank
-    need = torch.ones(len(self.bank), dtype=torch.bool) if images is None else torch.isin(self.bank_images.long(), torch.as_tensor(images))
-    spare = torch.zeros_like(self.bank)
-    spare[need] = emb[nearest_other_image(self.bank[need], self.bank_images[need], emb, n_p, device=self.device)].float()
-    return spare, torch.cat([self.bank, spare])
-
-
-# %% ../nbs/08_model.ipynb #0c2f4976
-@patch
-def _loo_reweighted(self:ReConPatch, q:torch.Tensor, qimg:torch.Tensor, # (b, P, D) queries, (b * P,) their images
-                    nearest:torch.Tensor, arg:torch.Tensor, smax:torch.Tensor, # (b * P,) nearest row; (b,) worst patch, its score
-                    spare, full)->torch.Tensor: # `_loo_bank`'s output
-    "PatchCore's re-weighted image scores (b,) on the masked bank, from each image's worst patch and its nearest vector."
-    rows = torch.arange(len(q))
-    worst, star = q[rows, arg], nearest.reshape(len(q), -1)[rows, arg]
-    owner, b = qimg.reshape(len(q), -1)[:, 0], min(self.config['reweight_b'], len(self.bank))
-    _, nbr = loo_knn(self.bank, self.bank_images, full[star], owner, k=b, device=self.device, spare=spare)
-    return _reweighted(worst, full, star, nbr, smax)
-
-# %% ../nbs/08_model.ipynb #b2c61dcd
-@patch
-@torch.no_grad()
-def _loo_batch(self:ReConPatch, q:torch.Tensor, # (b, P, D) embeddings of b images
-               qimg:torch.Tensor, spare, full)->tuple: # (b * P,) the image of each patch (-1: none); `_loo_bank`'s output
-    "Leave-one-image-out patch scores (b, P) and image scores (b,) of b images, max or re-weighted (`reweight`)."
-    d, i = loo_knn(self.bank, self.bank_images, q.reshape(-1, q.shape[-1]), qimg, k=1, device=self.device, spare=spare)
-    patch = d[:, 0].reshape(len(q), -1)
-    smax, arg = patch.max(1)
-    if self.config['reweight']: smax = self._loo_reweighted(q, qimg, i[:, 0], arg, smax, spare, full)
-    return patch, smax
-
-# %% ../nbs/08_model.ipynb #cb6586ae
-@patch
-@torch.no_grad()
-def loo_scores(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings of the training images, in order
-               images:list, # indices of the images to score
-               grid:tuple, size:tuple, # patch grid (h, w) and image size (H, W)
-               batch:int=8, # images scored at a time
-               mask:bool=True, # leave each image's own bank vectors out (False: plain scores against the whole bank)
-              )->tuple[np.ndarray, np.ndarray, np.ndarray]: # image scores (len(images),), every 4th map pixel, map maxima (len(images),)
-    "Leave-one-image-out image scores, map values and map maxima of training images against the final bank."
-    n_p = grid[0] * grid[1]
-    spare, full = self._loo_bank(emb, n_p, mask, images)
-    scores, pix, peak = [], [], []
-    for a in range(0, len(images), batch):
-        ids = torch.as_tensor(images[a:a + batch])
-        q = emb.view(-1, n_p, emb.shape[-1])[ids].float()                # (b, P, D) copy of these images only
-        qimg = (ids if mask else torch.full((len(ids),), -1))[:, None].expand(-1, n_p).reshape(-1)
-        patch, smax = self._loo_batch(q, qimg, spare, full)
-        scores.append(smax.numpy())
-        maps = anomaly_map(patch.reshape(len(ids), *grid), size=size, sigma=self.config['blur_sigma'])
-        pix.append(maps[:, ::4, ::4].reshape(-1).numpy()); peak.append(maps.flatten(1).amax(1).numpy())
-    return np.concatenate(scores).astype(np.float32), np.concatenate(pix), np.concatenate(peak).astype(np.float32)
-
-# %% ../nbs/08_model.ipynb #f20c94d0
-def _warn_calibration(n:int, held_out:bool, q:float): # calibration images, whether they were left out, the percentile
-    "Warn when the threshold comes from images scored against themselves, or from fewer than `MIN_CALIBRATION_IMAGES`."
-    if not held_out:
-        warnings.warn("the bank holds the patches of a single training image, which cannot be left out of it: the nominal "
-                      "statistics and the threshold come from training images scored against themselves and are biased "
-                      f"low; fit on at least {MIN_CALIBRATION_IMAGES} images (better 50+)")
-    elif n < MIN_CALIBRATION_IMAGES:
-        warnings.warn(f"only {n} normal images decide the threshold (percentile-{q:g} of their leave-one-image-out "
-                      f"scores), so it is little more than their largest score; fit on at least {MIN_CALIBRATION_IMAGES} "
-                      "images (better 50+) or choose it with set_threshold")
-
-# %% ../nbs/08_model.ipynb #4f535ba8
-@patch
-def _calibrate(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings of all training images, in order
-               n_img:int, grid:tuple, size:tuple):
-    "Nominal statistics, the image threshold and the mask's pixel threshold from leave-one-image-out scores of the training images."
-    c, q = self.config, self.config['threshold_percentile']
-    images = _calibration_images(n_img, c['calibration_max_images'], c['seed'])
-    held_out = len(torch.unique(self.bank_images)) > 1   # else leaving the bank's only image out leaves no bank
-    scores, pix, peak = self.loo_scores(emb, images, grid, size, batch=c['extract_batch_size'], mask=held_out)
-    _warn_calibration(len(images), held_out, q)
-    self.calibration = dict(n_images=int(n_img), images=[int(i) for i in images], scores=[float(x) for x in scores],
-                            map_max=[float(x) for x in peak])
-    self.nominal_stats = dict(mean=float(scores.mean()), std=_spread(scores), n=int(len(scores)),
-                              pixel_mean=float(pix.mean()), pixel_std=_spread(pix), held_out=held_out)
-    rule = (f'percentile-{q:g} of {len(images)} leave-one-image-out nominal image scores' if held_out
-            else f'percentile-{q:g} of training image scores (biased low)')
-    self.set_threshold(percentile_threshold(scores, q), rule)
-    self.pixel_threshold = percentile_threshold(peak, q)   # the same share of good images shows any mask pixel
-
-# %% ../nbs/08_model.ipynb #3b044e2f
-@patch
-def set_threshold(self:ReConPatch, value:float, # threshold in raw score units
-                  rule:str='manual'): # how it was chosen (stored with the model)
-    "Set the decision threshold used by `predict`'s callers, the CLI and the widgets."
-    if not np.isfinite(value): raise ValueError(f"threshold={value}: expected a finite number")
-    self.threshold, self.threshold_rule = float(value), rule
-
-# %% ../nbs/08_model.ipynb #a0cce350
-@patch
-def normalize(self:ReConPatch, scores, # image scores (or maps with `pixel=True`) in raw units
-              pixel:bool=False):
-    "Scores in units of nominal standard deviations above the nominal mean."
-    st = self.nominal_stats
-    if not st: raise ReConPatchError("no nominal statistics: fit the model first")
-    m, s = (st['pixel_mean'], st['pixel_std']) if pixel else (st['mean'], st['std'])
-    return (np.asarray(scores) - m) / s
-
-# %% ../nbs/08_model.ipynb #072d4d77
-@patch
-def fit(self:ReConPatch, dataset, # normal training images: an `AnomalyDataset` (or items that are dicts with an 'image')
-        features:Features|tuple|None=None, # `extract_features(dataset)` of a model with the same backbone, to reuse (its
-                                  # seconds are counted in `timings` as if extracted here); or a (features, grid[, seconds]) tuple
-       )->ReConPatch:
-    "Extract patch features, train f (ReConPatch), select the coreset memory bank, set threshold and statistics."
-    c, t0, self.timings = self.config, time.perf_counter(), {}
-    if len(dataset) == 0: raise DataError("the training set is empty: fit needs at least one normal image")
-    size, n_img = tuple(_check_items(dataset)['image'].shape[-2:]), len(dataset)
-    self._check_normalization(dataset)
-    own = features is None   # features extracted here may be overwritten by f(p)
-    # seeded: repeatable, and the global generators are left as they were; threads: the idle cores, or `threads`
-    with threads_scope(self.threads), seeded(c['seed']):
-        with measure(self.timings, 'features'): feats, grid, reused = self._fit_features(dataset, features)
-        del features; release_memory()   # the extraction's freed temporaries go back to the OS (see core)
-        grid = tuple(grid)
-        if reused: self.timings['features']['seconds'] += reused; t0 -= reused
-        _check_features(feats, n_img, grid, c['feature_dim'])
-        seed_everything(c['seed'])
-        with measure(self.timings, 'training'): self._fit_net(feats)
-        emb = self._embed_all(feats, inplace=own); del feats; release_memory()
-        with measure(self.timings, 'coreset'): self._select_bank(emb, grid[0] * grid[1])
-        with measure(self.timings, 'calibration'): self._calibrate(emb, n_img, grid, size)
-    self.timings['fit_seconds'] = round(time.perf_counter() - t0, 3)
-    return self
-
 # %% ../nbs/08_model.ipynb #0270ab15
 def _plain(v):
     "A config value as a type `torch.load(weights_only=True)` reads back: paths as str, numpy scalars as Python."
@@ -552,24 +395,6 @@ def _plain(v):
     if isinstance(v, Path): return str(v)
     if isinstance(v, np.generic): return v.item()
     return v
-
-# %% ../nbs/08_model.ipynb #5d52d656
-@patch
-def state_dict(self:ReConPatch)->dict:
-    "Everything a fitted model needs, as tensors and plain Python values (loadable with `weights_only=True`)."
-    if not self.is_fitted: raise ReConPatchError("the model is not fitted: nothing to save")
-    return dict(format=FORMAT, format_version=FORMAT_VERSION, library_version=reconpatch_nb.__version__,
-                method=self.method, config={k: _plain(v) for k, v in self.config.items()},
-                net=None if self.net is None else {k: v.cpu() for k, v in self.net.state_dict().items()},
-                bank=self.bank.cpu(), nominal_stats=self.nominal_stats, threshold=self.threshold, pixel_threshold=self.pixel_threshold,
-                threshold_rule=self.threshold_rule, history=self.history, timings=self.timings,
-                backbone_state=self._backbone_state, bank_images=self.bank_images, calibration=self.calibration)
-
-# %% ../nbs/08_model.ipynb #55af4747
-@patch
-def save(self:ReConPatch, path:str|Path)->Path:
-    "Save the fitted model to one file, atomically."
-    return atomic_torch_save(self.state_dict(), path)
 
 # %% ../nbs/08_model.ipynb #24d9a1b4
 _STATE_KEYS = ('method', 'config', 'net', 'bank', 'nominal_stats', 'threshold', 'threshold_rule', 'history', 'timings',
@@ -610,30 +435,6 @@ def _config_from_state(st:dict)->dict:
     return {'mean': IMAGENET_MEAN, 'std': IMAGENET_STD,
             **{k: v for k, v in st['config'].items() if k in DEFAULTS and k != 'val_fraction'}}
 
-# %% ../nbs/08_model.ipynb #f191e3e5
-@patch(cls_method=True)
-def from_state(cls:ReConPatch, st:dict, device:str|None=None, progress:bool=True)->ReConPatch:
-    "A model from `state_dict()`'s output."
-    self = cls(st['method'], device=device, progress=progress, **_config_from_state(st))
-    if st['net'] is not None:
-        c = self.config
-        self.net = ReConPatchNet(c['feature_dim'], c['hidden_dim'], c['proj_dim'])
-        self.net.load_state_dict(st['net']); self.net.to(self.device).eval()
-    self.bank, self.nominal_stats, self.history, self.timings = st['bank'], st['nominal_stats'], st['history'], st['timings']
-    self.threshold, self.threshold_rule, self._backbone_state = st['threshold'], st['threshold_rule'], st['backbone_state']
-    self.bank_images, self.calibration = st.get('bank_images'), st.get('calibration') or {}   # absent from older files
-    self.pixel_threshold = st.get('pixel_threshold')                                          # older files: None
-    return self
-
-# %% ../nbs/08_model.ipynb #9eef92fc
-@patch(cls_method=True)
-def load(cls:ReConPatch, path:str|Path, # a file written by `ReConPatch.save`
-         device:str|None=None, progress:bool=True)->ReConPatch:
-    "Load a model saved with `save`."
-    st = _read_model_file(path)
-    if st.get('method') == 'ensemble': raise ModelFileError(f"{path}: an ensemble file: load it with Ensemble.load")
-    return cls.from_state(st, device=device, progress=progress)
-
 # %% ../nbs/08_model.ipynb #1dbde1ed
 class Ensemble(Detector):
     "Average of several fitted detectors' normalised scores and maps."
@@ -657,88 +458,44 @@ class Ensemble(Detector):
     @property
     def is_fitted(self): return all(m.is_fitted for m in self.models)
 
-# %% ../nbs/08_model.ipynb #0d6f915a
-@patch
-def _calibrations(self:Ensemble, dataset=None)->list: # optional: the members' training images, only to check their number
-    "The members' leave-one-image-out calibrations, after checking that they exist and come from the same number of images."
-    cals = [m.calibration for m in self.models]
-    for j, cal in enumerate(cals):
-        if not cal: raise ReConPatchError(f"ensemble member {j} has no leave-one-image-out calibration scores (not fitted, "
-                                          "or fitted by an older reconpatch_nb): fit it again")
-    ns = {cal['n_images'] for cal in cals}
-    if len(ns) > 1: raise DataError(f"the ensemble's members were fitted on different numbers of images {sorted(ns)}: "
-                                    "fit them on the same images")
-    if dataset is not None and len(dataset) not in ns:
-        raise DataError(f"dataset has {len(dataset)} images but the members were fitted on {ns.pop()}: "
-                        "calibrate on the members' own training images")
-    return cals
+    def fit(self, dataset):
+        "Fit every member on the same normal images, then calibrate the ensemble."
+        for m in self.models: m.fit(dataset)
+        return self.calibrate(dataset)
 
-# %% ../nbs/08_model.ipynb #7c8fbb21
-@patch
-def _common_scores(self:Ensemble, cals:list)->tuple: # `_calibrations`' output
-    "The calibration images all members share, and the mean of the members' normalised scores of them."
-    common = sorted(set.intersection(*[set(cal['images']) for cal in cals]))
-    if not common: raise DataError("the members share no calibration image: fit them with the same seed and calibration_max_images")
-    per = [dict(zip(cal['images'], cal['scores'])) for cal in cals]
-    return common, np.mean([m.normalize(np.array([p[i] for i in common])) for m, p in zip(self.models, per)], axis=0)
+    def calibrate(self, dataset=None): # optional: the members' training images, only to check their number
+        "Nominal statistics and threshold of the averaged score, from the members' leave-one-image-out scores."
+        self._stats, self.threshold, self.threshold_rule = ensemble_calibration(self.models, dataset)
+        return self
 
-# %% ../nbs/08_model.ipynb #dc06038a
-@patch
-def calibrate(self:Ensemble, dataset=None): # optional: the members' training images, only to check their number
-    "Nominal statistics and threshold of the averaged score, from the members' leave-one-image-out scores."
-    common, scores = self._common_scores(self._calibrations(dataset))
-    q = self.models[0].config['threshold_percentile']
-    if len(common) < MIN_CALIBRATION_IMAGES:
-        warnings.warn(f"only {len(common)} normal images decide the ensemble's threshold (percentile-{q:g}): it is little "
-                      f"more than their largest score; fit on at least {MIN_CALIBRATION_IMAGES} images (better 50+)")
-    self._stats = dict(mean=float(scores.mean()), std=_spread(scores), n=len(scores), images=common,
-                       scores=[float(x) for x in scores])
-    self.threshold = percentile_threshold(scores, q)
-    self.threshold_rule = f'percentile-{q:g} of {len(common)} leave-one-image-out nominal ensemble scores'
-    return self
+    def normalize(self, scores, # ensemble image scores (or maps with `pixel=True`)
+                  pixel:bool=False):
+        "Ensemble image scores in units of its nominal standard deviations above its nominal mean (maps: unchanged)."
+        if pixel: return np.asarray(scores)   # maps are already means of the members' normalised maps
+        st = self.nominal_stats
+        return (np.asarray(scores) - st['mean']) / st['std']
 
-# %% ../nbs/08_model.ipynb #9c7bf292
-@patch
-def fit(self:Ensemble, dataset):
-    "Fit every member on the same normal images, then calibrate the ensemble."
-    for m in self.models: m.fit(dataset)
-    return self.calibrate(dataset)
+    def predict(self, images:torch.Tensor, # (B, 3, H, W) images normalised as the members expect
+               )->tuple[np.ndarray, np.ndarray]: # normalised image scores (B,) and maps (B, H, W)
+        "Mean of the members' normalised image scores and maps."
+        outs = [m.predict(images) for m in self.models]
+        scores = np.mean([m.normalize(s) for m, (s, _) in zip(self.models, outs)], axis=0)
+        maps = np.mean([m.normalize(a, pixel=True) for m, (_, a) in zip(self.models, outs)], axis=0)
+        return scores.astype(np.float32), maps.astype(np.float32)
 
-# %% ../nbs/08_model.ipynb #3887a6fc
-@patch
-def normalize(self:Ensemble, scores, # ensemble image scores (or maps with `pixel=True`)
-              pixel:bool=False):
-    "Ensemble image scores in units of its nominal standard deviations above its nominal mean (maps: unchanged)."
-    if pixel: return np.asarray(scores)   # maps are already means of the members' normalised maps
-    st = self.nominal_stats
-    return (np.asarray(scores) - st['mean']) / st['std']
+    def save(self, path:str|Path)->Path:
+        "Save all members in one file, atomically."
+        self.nominal_stats  # refuses an uncalibrated ensemble
+        return atomic_torch_save(dict(format=FORMAT, format_version=FORMAT_VERSION, library_version=reconpatch_nb.__version__,
+                                method='ensemble', members=[m.state_dict() for m in self.models], threshold=self.threshold,
+                                threshold_rule=self.threshold_rule, stats=self._stats), path)
 
-# %% ../nbs/08_model.ipynb #6682e707
-@patch
-def predict(self:Ensemble, images:torch.Tensor, # (B, 3, H, W) images normalised as the members expect
-           )->tuple[np.ndarray, np.ndarray]: # normalised image scores (B,) and maps (B, H, W)
-    "Mean of the members' normalised image scores and maps."
-    outs = [m.predict(images) for m in self.models]
-    scores = np.mean([m.normalize(s) for m, (s, _) in zip(self.models, outs)], axis=0)
-    maps = np.mean([m.normalize(a, pixel=True) for m, (_, a) in zip(self.models, outs)], axis=0)
-    return scores.astype(np.float32), maps.astype(np.float32)
-
-# %% ../nbs/08_model.ipynb #e6ebadab
-@patch
-def save(self:Ensemble, path:str|Path)->Path:
-    "Save all members in one file, atomically."
-    self.nominal_stats  # refuses an uncalibrated ensemble
-    return atomic_torch_save(dict(format=FORMAT, format_version=FORMAT_VERSION, library_version=reconpatch_nb.__version__,
-                            method='ensemble', members=[m.state_dict() for m in self.models], threshold=self.threshold,
-                            threshold_rule=self.threshold_rule, stats=self._stats), path)
-
-# %% ../nbs/08_model.ipynb #cbf183ea
-@patch(cls_method=True)
-def load(cls:Ensemble, path:str|Path, # a file written by `Ensemble.save`
-         device:str|None=None, progress:bool=True)->Ensemble:
-    "Load an ensemble saved with `save`."
-    st = _read_model_file(path)
-    if st.get('method') != 'ensemble': raise ModelFileError(f"{path}: a single model, not an ensemble: use ReConPatch.load")
-    self = cls([ReConPatch.from_state(m, device=device, progress=progress) for m in st['members']])
-    self.threshold, self.threshold_rule, self._stats = st['threshold'], st['threshold_rule'], st['stats']
-    return self
+    @classmethod
+    def load(cls, path:str|Path, # a file written by `Ensemble.save`
+             device:str|None=None, progress:bool=True)->Ensemble:
+        "Load an ensemble saved with `save`."
+        st = _read_model_file(path)
+        if st.get('method') != 'ensemble': raise ModelFileError(f"{path}: a single model, not an ensemble: use ReConPatch.load")
+        self = cls([ReConPatch.from_state(m, device=device, progress=progress) for m in st['members']])
+        self.threshold, self.threshold_rule, self._stats = st['threshold'], st['threshold_rule'], st['stats']
+        return self
