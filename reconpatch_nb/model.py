@@ -16,31 +16,12 @@ from .core import (DataError, ModelFileError, ReConPatchError, atomic_torch_save
 from .backbone import Backbone, Features, PatchFeatureExtractor, backbone_normalization
 from .training import ReConPatchNet, TrainConfig, train_reconpatch
 from .memory_bank import NearestNeighbours, anomaly_map, greedy_coreset, image_scores, patch_scores
-from .calibration import calibrate, ensemble_calibration
+from .calibration import calibrate
+from .ensemble import FORMAT, FORMAT_VERSION, Detector, Ensemble, _check_items, _image_batch, _plain, _read_model_file
 from .data import IMAGENET_MEAN, IMAGENET_STD, AnomalyDataset, Sample, check_normalization
 
 # %% auto #0
-__all__ = ['Detector', 'ReConPatch', 'Ensemble']
-
-# %% ../nbs/08_model.ipynb #78e2a3ba
-class Detector:
-    "What `ReConPatch` and `Ensemble` share: scoring a dataset batch by batch, scoring image files."
-    def predict_dataset(self, dataset, # items are dicts with an 'image'
-                        batch_size:int=8, progress:bool|None=None):
-        "Yield `(batch, scores, maps)` over a dataset, one batch at a time (maps are never all in memory)."
-        _check_items(dataset); self._check_normalization(dataset)
-        dl = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-        for batch in tqdm(dl, desc='predict', disable=not (self.progress if progress is None else progress), leave=False):
-            s, m = self.predict(batch['image'])
-            yield batch, s, m
-
-    def predict_files(self, paths:list, # image files of any size, colour, grayscale or 16 bit
-                     )->tuple[np.ndarray, np.ndarray, torch.Tensor]: # scores (B,), maps (B,crop,crop), images (B,3,crop,crop)
-        "Score image files with the model's own resize, crop and normalisation."
-        c = self.config
-        ds = AnomalyDataset([Sample(p, 0, 'unknown') for p in paths], resize=c['resize'], crop=c['crop'], mean=c['mean'], std=c['std'])
-        imgs = torch.stack([ds[i]['image'] for i in range(len(ds))])
-        return *self.predict(imgs), imgs
+__all__ = ['ReConPatch', 'Detector', 'Ensemble']
 
 # %% ../nbs/08_model.ipynb #ffc1c256
 class ReConPatch(Detector):
@@ -194,8 +175,6 @@ class ReConPatch(Detector):
 
 # %% ../nbs/08_model.ipynb #c2f7883b
 METHODS = ('reconpatch', 'patchcore', 'untrained')
-FORMAT = 'reconpatch_nb-model'
-FORMAT_VERSION = 1
 
 # %% ../nbs/08_model.ipynb #588dbaae
 def _train_defaults()->dict:
@@ -268,26 +247,6 @@ def _backbone(self:ReConPatch)->Backbone:
     if stored is not None: bb.load_state_dict(stored)
     elif not c['pretrained'] and c['weights'] is None: self._backbone_state = {k: v.clone() for k, v in bb.state_dict().items()}
     return bb
-
-# %% ../nbs/08_model.ipynb #a0404e3e
-def _check_items(dataset)->dict:
-    "The first item of `dataset`, after checking that it is a dict with an 'image'."
-    item = dataset[0]
-    if not isinstance(item, dict) or 'image' not in item:
-        raise DataError(f"dataset items must be dicts with an 'image' tensor (as AnomalyDataset gives), got {type(item).__name__}")
-    return item
-
-# %% ../nbs/08_model.ipynb #09248ff9
-@patch
-def _check_normalization(self:Detector, dataset):
-    "A one-line `DataError` when `dataset` (an `AnomalyDataset`, or a `Subset` of one) normalises otherwise than the model."
-    while isinstance(dataset, torch.utils.data.Subset): dataset = dataset.dataset
-    m, s = getattr(dataset, 'mean', None), getattr(dataset, 'std', None)
-    if m is None or s is None: return
-    want = (tuple(self.config['mean']), tuple(self.config['std']))
-    if not np.allclose(np.array(check_normalization(m, s)), np.array(want), atol=1e-6):
-        raise DataError(f"the dataset is normalised with mean={tuple(m)} std={tuple(s)} but the model with mean={want[0]} "
-                        f"std={want[1]}: open it with AnomalyDataset(..., mean=model.config['mean'], std=model.config['std'])")
 
 # %% ../nbs/08_model.ipynb #01ec605e
 @patch
@@ -364,69 +323,6 @@ def _calibrate(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings of
     self.calibration, self.nominal_stats, self.pixel_threshold = cal['calibration'], cal['nominal_stats'], cal['pixel_threshold']
     self.set_threshold(cal['threshold'], cal['threshold_rule'])
 
-# %% ../nbs/08_model.ipynb #366f00fe
-def _image_batch(images, # a (B, 3, H, W) or (3, H, W) tensor or array
-                 mean=None, std=None, # the model's normalisation: values far outside its range are refused
-                )->torch.Tensor:
-    "`images` as a float (B, 3, H, W) tensor, or a one-line `DataError`: wrong shape, no images, not float, NaN/inf, not normalised."
-    images = torch.as_tensor(images)
-    if images.ndim == 3: images = images[None]
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise DataError(f"images: expected a (B, 3, H, W) tensor, got shape {tuple(images.shape)}")
-    if len(images) == 0: raise DataError("images: an empty batch (B = 0): give at least one image")
-    if not images.is_floating_point():
-        raise DataError(f"images: expected float pixels in [0, 1] normalised with the model's mean and std, got {images.dtype} "
-                        f"(load images with AnomalyDataset or data.to_tensor, which do both)")
-    if (bad := count_nonfinite(images)): raise DataError(f"images: {bad} NaN or infinite values")
-    if mean is not None:
-        lo, hi = torch.aminmax(images.float().transpose(0, 1).reshape(3, -1), dim=1)
-        m, s = torch.tensor(mean), torch.tensor(std)
-        # [0, 1] pixels normalised lie in [-m/s, (1-m)/s]; half a pixel range either side allows a resampling's overshoot
-        if bool(((lo < (-0.5 - m) / s) | (hi > (1.5 - m) / s)).any()):
-            raise DataError(f"images: values in [{float(lo.min()):.4g}, {float(hi.max()):.4g}] are far outside [0, 1] pixels "
-                            f"normalised with mean {tuple(mean)} and std {tuple(std)}: 0-255 pixels or another "
-                            f"normalisation? Scale to [0, 1] and normalise as the model does")
-    return images
-
-# %% ../nbs/08_model.ipynb #0270ab15
-def _plain(v):
-    "A config value as a type `torch.load(weights_only=True)` reads back: paths as str, numpy scalars as Python."
-    if isinstance(v, (tuple, list)): return [_plain(x) for x in v]
-    if isinstance(v, Path): return str(v)
-    if isinstance(v, np.generic): return v.item()
-    return v
-
-# %% ../nbs/08_model.ipynb #24d9a1b4
-_STATE_KEYS = ('method', 'config', 'net', 'bank', 'nominal_stats', 'threshold', 'threshold_rule', 'history', 'timings',
-               'backbone_state')
-
-# %% ../nbs/08_model.ipynb #5d363d52
-def _check_format(state, path:Path):
-    "A `ModelFileError` unless `state` is a model file's content of this library's format version."
-    if not isinstance(state, dict) or state.get('format') != FORMAT:
-        raise ModelFileError(f"{path}: not a reconpatch_nb model file")
-    if state.get('format_version') != FORMAT_VERSION:
-        raise ModelFileError(f"{path}: model file format version {state.get('format_version')} (written by reconpatch_nb "
-                             f"{state.get('library_version')}); this reconpatch_nb {reconpatch_nb.__version__} reads version "
-                             f"{FORMAT_VERSION}: refit the model or install the matching reconpatch_nb version")
-    need = ('members', 'threshold', 'stats') if state.get('method') == 'ensemble' else _STATE_KEYS
-    missing = [k for k in need if k not in state]
-    if missing: raise ModelFileError(f"{path}: incomplete model file, missing {missing}")
-
-# %% ../nbs/08_model.ipynb #b9695d2f
-def _read_model_file(path)->dict:
-    "The content of a model file, read without running code from it, or a `ModelFileError` that says what is wrong."
-    path = Path(path)
-    if path.is_dir(): raise ModelFileError(f"{path}: is a folder, expected a model file (written by save or reconpatch fit)")
-    if not path.is_file(): raise ModelFileError(f"{path}: no such model file")
-    if path.stat().st_size == 0: raise ModelFileError(f"{path}: an empty file (0 bytes), not a model: fit and save it again")
-    try: state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:   # the first line of torch's message, which may be empty
-        raise ModelFileError(f"{path}: cannot be read as a reconpatch_nb model (truncated or corrupt file?): "
-                             f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}") from None
-    _check_format(state, path)
-    return state
-
 # %% ../nbs/08_model.ipynb #f6bcb84b
 def _config_from_state(st:dict)->dict:
     "The model configuration of a file's state, older files included."
@@ -435,67 +331,5 @@ def _config_from_state(st:dict)->dict:
     return {'mean': IMAGENET_MEAN, 'std': IMAGENET_STD,
             **{k: v for k, v in st['config'].items() if k in DEFAULTS and k != 'val_fraction'}}
 
-# %% ../nbs/08_model.ipynb #1dbde1ed
-class Ensemble(Detector):
-    "Average of several fitted detectors' normalised scores and maps."
-    def __init__(self, models:list): # `ReConPatch` models (fitted, or fitted by `Ensemble.fit`)
-        if not models: raise ValueError("models: expected at least one model")
-        self.models = list(models)
-        norms = {(tuple(m.config['mean']), tuple(m.config['std'])) for m in self.models}
-        if len(norms) > 1: raise DataError(f"models: the members normalise their inputs differently {sorted(norms)}; an "
-                                           "ensemble feeds them the same images, so give them the same mean and std")
-        self.threshold = self.threshold_rule = self._stats = None
-        self.progress = self.models[0].progress
-
-    @property
-    def config(self): return self.models[0].config
-
-    @property
-    def nominal_stats(self):
-        if self._stats is None: raise ReConPatchError("the ensemble is not calibrated: call calibrate(dataset) or fit(dataset)")
-        return self._stats
-
-    @property
-    def is_fitted(self): return all(m.is_fitted for m in self.models)
-
-    def fit(self, dataset):
-        "Fit every member on the same normal images, then calibrate the ensemble."
-        for m in self.models: m.fit(dataset)
-        return self.calibrate(dataset)
-
-    def calibrate(self, dataset=None): # optional: the members' training images, only to check their number
-        "Nominal statistics and threshold of the averaged score, from the members' leave-one-image-out scores."
-        self._stats, self.threshold, self.threshold_rule = ensemble_calibration(self.models, dataset)
-        return self
-
-    def normalize(self, scores, # ensemble image scores (or maps with `pixel=True`)
-                  pixel:bool=False):
-        "Ensemble image scores in units of its nominal standard deviations above its nominal mean (maps: unchanged)."
-        if pixel: return np.asarray(scores)   # maps are already means of the members' normalised maps
-        st = self.nominal_stats
-        return (np.asarray(scores) - st['mean']) / st['std']
-
-    def predict(self, images:torch.Tensor, # (B, 3, H, W) images normalised as the members expect
-               )->tuple[np.ndarray, np.ndarray]: # normalised image scores (B,) and maps (B, H, W)
-        "Mean of the members' normalised image scores and maps."
-        outs = [m.predict(images) for m in self.models]
-        scores = np.mean([m.normalize(s) for m, (s, _) in zip(self.models, outs)], axis=0)
-        maps = np.mean([m.normalize(a, pixel=True) for m, (_, a) in zip(self.models, outs)], axis=0)
-        return scores.astype(np.float32), maps.astype(np.float32)
-
-    def save(self, path:str|Path)->Path:
-        "Save all members in one file, atomically."
-        self.nominal_stats  # refuses an uncalibrated ensemble
-        return atomic_torch_save(dict(format=FORMAT, format_version=FORMAT_VERSION, library_version=reconpatch_nb.__version__,
-                                method='ensemble', members=[m.state_dict() for m in self.models], threshold=self.threshold,
-                                threshold_rule=self.threshold_rule, stats=self._stats), path)
-
-    @classmethod
-    def load(cls, path:str|Path, # a file written by `Ensemble.save`
-             device:str|None=None, progress:bool=True)->Ensemble:
-        "Load an ensemble saved with `save`."
-        st = _read_model_file(path)
-        if st.get('method') != 'ensemble': raise ModelFileError(f"{path}: a single model, not an ensemble: use ReConPatch.load")
-        self = cls([ReConPatch.from_state(m, device=device, progress=progress) for m in st['members']])
-        self.threshold, self.threshold_rule, self._stats = st['threshold'], st['threshold_rule'], st['stats']
-        return self
+# %% ../nbs/08_model.ipynb #de9cb63e
+_all_ = ['Detector', 'Ensemble']   # re-exported from `ensemble` (08b)
