@@ -294,9 +294,10 @@ def _download_dataset(kind, root, categories, url, archive, sha256, progress, ke
     wanted = _wanted(kind, categories, url, archive)
     missing = [c for c in wanted if not _present(root, c, kind)]
     if not missing: return root
-    srcs, failed = _sources(kind, url, archive, sha256), []
+    srcs, failed = _sources(kind, url, archive, sha256), []   # failed: one line per failed link, and what each other link installed
     for k, (u, path, sha) in enumerate(srcs, 1):
         if not missing: break
+        before = missing
         try:
             got = _fetch(u, path, sha, root, progress)
             _install(got, root, missing, kind, progress)
@@ -305,6 +306,7 @@ def _download_dataset(kind, root, categories, url, archive, sha256, progress, ke
                 if not keep_archive: got.unlink()
         except DownloadError as e: failed.append(f"{kind}: link {k}/{len(srcs)} failed: {e}")
         missing = [c for c in missing if not _present(root, c, kind)]
+        if missing and (new := [c for c in before if c not in missing]): failed.append(f"{kind}: installed {new} from link {k}/{len(srcs)}")
     if not missing:
         if failed: print('\n'.join(failed + [f"{kind}: installed from link {k}/{len(srcs)}"]))
         return root

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_widgets.ipynb #25525e47
 from __future__ import annotations
-import html
+import base64, html
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,12 +164,19 @@ class AnomalyExplorer:
         self.cmap, self.alpha, self.dpi = cmap, alpha, dpi
         self._cache, self._busy = {}, False
         self.category, self.result, self.index, self.threshold, self.filter = None, None, None, None, 'all'
-        self.figure, self.n_draws = None, 0
+        self.figure, self.png, self.n_draws = None, None, 0
         self.widget = self._build_widgets()
         self._connect()
         self.set_category(category if category is not None else next(iter(self.categories)))
 
-    def _ipython_display_(self): display(self.widget)   # ipywidgets 7 widgets have no _repr_mimebundle_
+    def _ipython_display_(self):
+        "The widget view, and a PNG of the current view for front ends that cannot draw widgets (GitHub, nbviewer)."
+        # one bundle: Jupyter, Colab and VS Code prefer the widget view, a static renderer shows the image;
+        # built by hand because ipywidgets 7 widgets have no `_repr_mimebundle_` (version 2.0: the same in 7.7 and 8)
+        data = {'text/plain': f'AnomalyExplorer: {len(self.categories)} categories, showing {self.category!r} (widgets)',
+                'application/vnd.jupyter.widget-view+json': dict(version_major=2, version_minor=0, model_id=self.widget.model_id)}
+        if self.png is not None: data['image/png'] = base64.b64encode(self.png).decode('ascii')
+        display(data, raw=True)
 
 # %% ../nbs/11_widgets.ipynb #b13934bf
 @patch
@@ -309,7 +316,7 @@ def _update_images(self:AnomalyExplorer):
     opts = [(f"{i:03d} {'defect' if r.labels[i] else 'good'} {r.scores[i]:.4g}  {r.image_name(i)}", i) for i in idx]
     with self._quiet(): self.w_image.options = opts
     if not idx:
-        self.index = None; self.figure = None
+        self.index = None; self.figure = self.png = None
         with self._quiet(): self.w_image.value = None
         self.out.clear_output()
         self.info.value = f'no {self.filter} images in {html.escape(r.name)}'
@@ -354,7 +361,7 @@ def _draw(self:AnomalyExplorer):
                           title=r.image_name(i), vmin=r.vmin, vmax=r.vmax, cmap=self.cmap, alpha=self.alpha,
                           pixel_threshold=self.mask_threshold(), mean=r.mean, std=r.std, show=False)
     png = fig.png(self.dpi)
-    self.figure, self.n_draws = fig, self.n_draws + 1
+    self.figure, self.png, self.n_draws = fig, png, self.n_draws + 1
     self.out.clear_output(wait=True)
     with self.out: display(_PNG(data=png))
     self.info.value = (f"{html.escape(str(it.get('path', i)))}<br>score {r.scores[i]:.4g}, "
