@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from fastcore.basics import patch
-from tqdm.auto import tqdm
 import reconpatch_nb
 from .core import (DataError, ModelFileError, ReConPatchError, atomic_torch_save, get_device, measure,
-                                count_nonfinite, release_memory, seed_everything, seeded, threads_scope)
+                                release_memory, seed_everything, seeded, threads_scope)
 from .backbone import Backbone, Features, PatchFeatureExtractor, backbone_normalization
 from .training import ReConPatchNet, TrainConfig, train_reconpatch
 from .memory_bank import NearestNeighbours, anomaly_map, greedy_coreset, image_scores, patch_scores
 from .calibration import calibrate
 from .ensemble import FORMAT, FORMAT_VERSION, Detector, Ensemble, _check_items, _image_batch, _plain, _read_model_file
-from .data import IMAGENET_MEAN, IMAGENET_STD, AnomalyDataset, Sample, check_normalization
+from .data import IMAGENET_MEAN, IMAGENET_STD, AnomalyDataset, check_normalization
 
 # %% auto #0
 __all__ = ['ReConPatch', 'Detector', 'Ensemble']
