@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_backbone.ipynb #094630b2
 from __future__ import annotations
-import contextlib, os, re, socket, time
+import contextlib, functools, hashlib, io, os, re, socket, sys, time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +22,8 @@ from .core import DataError, WeightsUnavailableError, get_device
 from .data import IMAGENET_MEAN, IMAGENET_STD
 
 # %% auto #0
-__all__ = ['TORCHVISION_BACKBONES', 'DOWNLOAD_TIMEOUT', 'Backbone', 'backbone_normalization', 'aggregate_patch_features',
-           'Features', 'PatchFeatureExtractor']
+__all__ = ['TORCHVISION_BACKBONES', 'DOWNLOAD_TIMEOUT', 'Backbone', 'weight_fingerprint', 'backbone_normalization',
+           'aggregate_patch_features', 'Features', 'PatchFeatureExtractor']
 
 # %% ../nbs/03_backbone.ipynb #a3bf0db1
 TORCHVISION_BACKBONES = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152',
@@ -245,6 +245,33 @@ def _probe(self:Backbone, size:int=128):
 
 @patch
 def extra_repr(self:Backbone): return f"name={self.name!r}, layers={self.layers!r}, pretrained={self.pretrained}, weights={self.weights}"
+
+# %% ../nbs/03_backbone.ipynb #85b88a0c
+class _WithoutDownloadLine(io.TextIOBase):
+    "A stream minus torch.hub's 'Downloading: ...' announcement (a download's progress bar still shows)."
+    def __init__(self, real): self.real = real
+    def write(self, s): return len(s) if s.startswith('Downloading: ') else self.real.write(s)
+    def flush(self): self.real.flush()
+
+@functools.lru_cache(maxsize=None)
+def _weights_available(backbone:str, layers:tuple)->bool:
+    "Try once per process to load the ImageNet weights; print one line when they cannot be fetched."
+    try:
+        with contextlib.redirect_stdout(_WithoutDownloadLine(sys.stdout)), contextlib.redirect_stderr(_WithoutDownloadLine(sys.stderr)):
+            Backbone(backbone, layers=layers, pretrained=True)   # the failure below is the one line
+        return True
+    except WeightsUnavailableError as e:
+        print(f"pretrained weights unavailable: {str(e).splitlines()[0]} -- continuing with a randomly initialised backbone",
+              file=sys.stderr)
+        return False
+
+def weight_fingerprint(module:nn.Module)->str:
+    "Short sha256 (12 hex digits) of a module's state dict: names, shapes, dtypes and values."
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        t = v.detach().cpu().contiguous()
+        h.update(f'{k}{tuple(t.shape)}{t.dtype}'.encode()); h.update((t.float() if t.dtype == torch.bfloat16 else t).numpy().tobytes())
+    return h.hexdigest()[:12]
 
 # %% ../nbs/03_backbone.ipynb #b4a2067c
 def backbone_normalization(name:str, # torchvision name or 'timm/<model>' (optionally 'timm/<model>.<tag>')

@@ -4,25 +4,27 @@
 
 # %% ../nbs/11a_runs.ipynb #2962dcce
 from __future__ import annotations
-import contextlib, csv, errno, functools, hashlib, io, json, os, re, sys, tempfile, time, zipfile
+import json, sys, time
 from pathlib import Path
-import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import DataError, ModelFileError, ReConPatchError, WeightsUnavailableError, atomic_write_bytes, get_device
-from .data import IMG_EXTS, AnomalyDataset, _list_images, folder_samples, holdout_split, list_categories
 import reconpatch_nb
-from .backbone import Backbone, backbone_normalization
+from .core import DataError, ModelFileError, get_device
+from .data import AnomalyDataset, folder_samples, holdout_split, list_categories
+from .backbone import _weights_available, weight_fingerprint
 from .model import DEFAULTS, ReConPatch
-from .evaluation import Evaluation, evaluate, _jsonable
+from .evaluation import evaluate
+from .config import DEMO_CATEGORIES
+from .checks import (_not_a_model, check_command, check_inputs, check_model_file, check_output, cli_spelling,
+                                  earlier_run, image_paths)   # the checks: used here, and importable from here as before
+from .report import (ROW_METRICS, THRESHOLD_METRICS, STAT_KEYS, PAPER_RESULTS, _normalization, _summary_rows,
+                                  paper_dataset, results_markdown, run_settings, save_figures, save_table, training_stats)
+from .predict_files import predict_images   # moved to its own module; importable from here as before
 
 # %% auto #0
-__all__ = ['RANDOM_BACKBONE', 'ROW_METRICS', 'THRESHOLD_METRICS', 'STAT_KEYS', 'PAPER_RESULTS', 'DEMO_CATEGORIES',
-           'DEMO_RANDOM_BACKBONE', 'detect_format', 'open_dataset', 'open_folders', 'check_inputs', 'cli_spelling',
-           'check_output', 'check_model_file', 'image_paths', 'earlier_run', 'check_command', 'resolve_pretrained',
-           'random_backbone_warning', 'fit_with_fallback', 'benchmark', 'results_markdown', 'save_table',
-           'save_figures', 'predict_images', 'fit_to_file', 'load_detector', 'test_model', 'paper_dataset',
-           'weight_fingerprint', 'run_settings', 'training_stats', 'run_benchmark', 'run_demo']
+__all__ = ['RANDOM_BACKBONE', 'DEMO_RANDOM_BACKBONE', 'detect_format', 'open_dataset', 'open_folders', 'resolve_pretrained',
+           'random_backbone_warning', 'fit_with_fallback', 'benchmark', 'fit_to_file', 'load_detector', 'test_model',
+           'run_benchmark', 'run_demo']
 
 # %% ../nbs/11a_runs.ipynb #e913a90c
 def detect_format(root:str|Path)->str:
@@ -61,172 +63,6 @@ def open_folders(normal:str|Path, # good images (searched recursively)
     train, test = holdout_split(folder_samples(normal, defective, masks), test_fraction=test_fraction, seed=seed)
     return AnomalyDataset(train, **kw), AnomalyDataset(test, **kw)
 
-# %% ../nbs/11a_runs.ipynb #0e91f92f
-def check_inputs(folders:dict|None=None, # flag -> folder that must exist (None: not given)
-                 files:dict|None=None,   # flag -> file that must exist
-                 device:str|None=None,   # the --device value
-                )->str|None:
-    "The first problem with the given folders, files and device as one line (None: all good)."
-    for flag, v in (folders or {}).items():
-        if v is not None and not Path(v).is_dir(): return f"{flag} {v}: {'is a file, expected a folder' if Path(v).exists() else 'no such folder'}"
-    for flag, v in (files or {}).items():
-        if v is not None and not Path(v).is_file(): return f"{flag} {v}: {'is a folder, expected a file' if Path(v).is_dir() else 'no such file'}"
-    if device is None: return None
-    try: dev = torch.device(device)
-    except RuntimeError: return f"--device {device}: expected cpu, cuda or cuda:N"
-    if dev.type == 'cuda' and not torch.cuda.is_available(): return f"--device {device}: CUDA is not available here; use --device cpu"
-    return None
-
-_SPELLING = ((r"\bweights=PATH\b", "--weights PATH"), (r"\bpretrained=False\b", "--no-pretrained"),
-             (r"\bdevice='?([\w:]+)'?", r"--device \1"), (r"\bcrop=(\d+)", r"--image-size \1"),
-             (r"\boverwrite=True\b", "--overwrite"), (r"\bbackbone='([\w/.-]+)'", r"--backbone \1"))
-
-def cli_spelling(msg:str)->str:
-    "A library message on one line, in the command line's spelling (`--weights PATH`, not `weights=PATH`)."
-    msg = ' '.join(msg.split())
-    for pat, rep in _SPELLING: msg = re.sub(pat, rep, msg)
-    return msg
-
-# %% ../nbs/11a_runs.ipynb #9375444f
-_WHY_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)   # errors worth naming
-
-def _probe(folder:Path)->str|None:
-    "None when a file can be created (and removed) in the existing `folder`; else why not."
-    if not os.access(folder, os.W_OK | os.X_OK): return 'is not writable'
-    try: fd, name = tempfile.mkstemp(prefix='.reconpatch_probe_', dir=folder)
-    except OSError as e: return 'is not writable' + (f' ({e.strerror.lower()})' if e.errno in _WHY_NOT_WRITABLE and e.strerror else '')
-    os.close(fd); os.unlink(name)
-    return None
-
-def check_output(flag:str, # the flag, for the message
-                 path:str|Path, # what it names
-                 kind:str='folder', # 'folder' or 'file': what is written there
-                 what:str='a file', # the file's kind, for the message ('a model file')
-                )->str|None:
-    "The first reason `path` cannot be written as a `kind`, one line naming `flag` (None: it can; nothing is created)."
-    p, s = Path(path), str(path)
-    if kind == 'file' and (p.is_dir() or s.endswith(('/', os.sep))): return f"{flag} {s}: is a folder, expected {what} path"
-    if kind == 'folder' and p.exists() and not p.is_dir(): return f"{flag} {s}: is a file, expected a folder"
-    a = p.parent if kind == 'file' else p
-    while not a.exists() and a != a.parent: a = a.parent   # the nearest existing ancestor: the rest would be made
-    where = '' if a == p else f"{a} "
-    if not a.is_dir(): return f"{flag} {s}: {where}is a file, expected a folder"
-    return f"{flag} {s}: {where}{why}" if (why := _probe(a)) else None
-
-# %% ../nbs/11a_runs.ipynb #8daf241e
-def _not_a_model(path:str|Path)->str:
-    "Why the existing file `path` is not a model, and what to do."
-    why = 'it is empty (0 bytes)' if Path(path).stat().st_size == 0 else 'it is truncated, corrupt or not a model'
-    return f"cannot be read as a reconpatch_nb model file: {why}; fit it again with reconpatch fit."
-
-def check_model_file(flag:str, # the flag, for the message
-                     path:str|Path, # the model file it names
-                    )->str|None:
-    "One line naming `flag` when `path` is plainly not a model file: a folder, missing, empty or not a zip (None: try it)."
-    p = Path(path)
-    if p.is_dir(): return f"{flag} {path}: is a folder, expected a model file (written by reconpatch fit)"
-    if not p.is_file(): return f"{flag} {path}: no such file"
-    return None if p.stat().st_size and zipfile.is_zipfile(p) else f"{flag} {path}: {_not_a_model(p)}"
-
-# %% ../nbs/11a_runs.ipynb #bc2eded7
-def _is_heatmap(p:Path, out)->bool:
-    "Is `p` a heatmap a run wrote into the folder `out`?"
-    return out is not None and p.name.endswith('_heatmap.png') and p.parent.resolve() == Path(out).resolve()
-
-def image_paths(paths:list, # image files and folders, mixed
-                out:str|Path|None=None, # the run's output folder: its heatmaps are left out
-               )->list[Path]:
-    "Files as given; each folder replaced by its images (recursively, sorted), the heatmaps in `out` left out."
-    res = []
-    for p in map(Path, paths): res += [q for q in _list_images(p, recursive=True) if not _is_heatmap(q, out)] if p.is_dir() else [p]
-    return res
-
-def earlier_run(out:str|Path, # an output folder of `predict_images`
-               )->list[Path]:
-    "The files an earlier `predict_images` run left in `out`: its scores.json and heatmaps ([] if none)."
-    out = Path(out)
-    return sorted(p for p in out.iterdir() if p.name == 'scores.json' or p.name.endswith('_heatmap.png')) if out.is_dir() else []
-
-# %% ../nbs/11a_runs.ipynb #2207e209
-_OUTPUTS = {'fit': (('out', 'file', 'a model file'),), 'test': (('json', 'file', 'a JSON file'), ('figures', 'folder', '')),
-            'predict': (('out', 'folder', ''),), 'make-data': (('out', 'folder', ''),), 'benchmark': (('out', 'folder', ''),),
-            'demo': (('out', 'folder', ''), ('data', 'folder', ''))}   # command -> (flag, kind, what) of what it writes
-
-def _check_outputs(command:str, a:dict)->str|None:
-    "The first output flag of `command` that cannot be written (see `check_output`)."
-    for k, kind, what in _OUTPUTS.get(command, ()):
-        if a.get(k) is not None and (msg := check_output(f'--{k}', a[k], kind, what)): return msg
-    return None
-
-def _check_flags(command:str, a:dict)->str|None:
-    "Flags that go together."
-    if command == 'fit':
-        if (a.get('data') is None) == (a.get('normal') is None): return "give either --data ROOT --category CAT or --normal DIR"
-        if a.get('data') and not a.get('category'): return "--data needs --category CAT"
-        if a.get('masks') and not a.get('defective'): return "--masks needs --defective DIR"
-    if len(set(a.get('seeds') or [])) < len(a.get('seeds') or []): return f"--seeds: expected distinct seeds, got {' '.join(map(str, a['seeds']))}"
-    return None
-
-# %% ../nbs/11a_runs.ipynb #51630a60
-def _check_images(images:list, out)->str|None:
-    "`predict`'s images: each a file, or a folder with images in it or below."
-    for p in map(Path, images):
-        if not p.exists(): return f"images {p}: no such file or folder"
-        if p.is_dir() and not image_paths([p], out):
-            return f"images {p}: no images ({', '.join(IMG_EXTS)}) in this folder or its sub-folders"
-    return None
-
-def _check_synthetic(flag:str, root, categories, advice:str, **params)->str|None:
-    "One line when making the synthetic data under `root` would replace something (see `synthetic_conflict`)."
-    from reconpatch_nb.synthetic import synthetic_conflict
-    try: c = synthetic_conflict(root, categories, **params)
-    except ValueError as e: return cli_spelling(str(e))
-    return f"{flag} {c}; {advice}" if c else None
-
-def _check_replacing(command:str, a:dict)->str|None:
-    "Outputs that hold earlier results a command would replace or mix with, unless `--overwrite`."
-    if command == 'predict' and not a.get('overwrite') and (old := earlier_run(a['out'])):
-        return (f"--out {a['out']}: holds an earlier run ({len(old)} files: scores.json, heatmaps); pass --overwrite "
-                f"to replace all of them, or choose another --out")
-    if command == 'make-data' and not a.get('overwrite'):
-        return _check_synthetic('--out', a['out'], a.get('categories'), 'pass --overwrite to replace it, or choose another --out',
-                                seed=a.get('seed', 0), **{k: a[k] for k in ('n_train', 'size') if a.get(k) is not None})
-    if command == 'demo':   # its own OUT/data it redraws for other parameters (another --seed); nothing else
-        given = a.get('data') is not None; flag = '--data' if given else '--out'
-        msg = _check_synthetic(flag, a['data'] if given else Path(a.get('out') or 'reconpatch_demo')/'data',
-                               a.get('categories') or DEMO_CATEGORIES, f'choose another {flag}', seed=a.get('seed', 0))
-        if msg and (given or 'other parameters' not in msg): return msg
-    return None
-
-# %% ../nbs/11a_runs.ipynb #a3553324
-def check_command(command:str, **a)->str|None:
-    "The command line's checks after parsing (`a`: the parsed flags), in one pass before any work; the first problem as one line."
-    g = lambda *ks: {f'--{k}': a.get(k) for k in ks}
-    return (_check_flags(command, a) or check_inputs(g(*(('normal',) if command == 'demo' else ('data', 'normal')), 'defective', 'masks'),
-                                                     g('weights'))
-            or (check_model_file('--model', a['model']) if a.get('model') is not None else None)
-            or (_check_images(a['images'], a.get('out')) if command == 'predict' else None)
-            or _check_outputs(command, a) or _check_replacing(command, a) or check_inputs(device=a.get('device')))
-
-# %% ../nbs/11a_runs.ipynb #1c849764
-class _WithoutDownloadLine(io.TextIOBase):
-    "A stream minus torch.hub's 'Downloading: ...' announcement (a download's progress bar still shows)."
-    def __init__(self, real): self.real = real
-    def write(self, s): return len(s) if s.startswith('Downloading: ') else self.real.write(s)
-    def flush(self): self.real.flush()
-
-@functools.lru_cache(maxsize=None)
-def _weights_available(backbone:str, layers:tuple)->bool:
-    "Try once per process to load the ImageNet weights; print one line when they cannot be fetched."
-    try:
-        with contextlib.redirect_stdout(_WithoutDownloadLine(sys.stdout)), contextlib.redirect_stderr(_WithoutDownloadLine(sys.stderr)):
-            Backbone(backbone, layers=layers, pretrained=True)   # the failure below is the one line
-        return True
-    except WeightsUnavailableError as e:
-        print(f"pretrained weights unavailable: {str(e).splitlines()[0]} -- continuing with a randomly initialised backbone",
-              file=sys.stderr)
-        return False
-
 # %% ../nbs/11a_runs.ipynb #74b019a5
 def resolve_pretrained(pretrained:bool|None, # True: must load; False: random init; None: load if possible
                        backbone:str|None=None, layers=None, weights:str|None=None)->bool:
@@ -256,51 +92,6 @@ def fit_with_fallback(method:str, # 'reconpatch', 'patchcore' or 'untrained'
     "Fit one model, resolving `pretrained=None` first."
     pretrained = resolve_pretrained(pretrained, kw.get('backbone'), kw.get('layers'), kw.get('weights'))
     return ReConPatch(method, device=device, progress=progress, pretrained=pretrained, **kw).fit(train, features=features)
-
-# %% ../nbs/11a_runs.ipynb #2118d345
-ROW_METRICS = ('image_auroc', 'pixel_auroc', 'aupro', 'image_f1_max', 'pixel_f1_max')
-
-def _mean_rows(rows:list[dict])->list[dict]:
-    "One 'mean' row per method over its category rows (metrics that are None are left out)."
-    out = []
-    for meth in dict.fromkeys(r['method'] for r in rows if r['category'] != 'mean'):
-        rs = [r for r in rows if r['method'] == meth and r['category'] != 'mean']
-        ok = [r for r in rs if not r.get('error')]
-        row = dict(category='mean', method=meth, **_agg(rs))
-        row.update(n_images=sum(r.get('n_images') or 0 for r in ok), n_categories=len(ok),
-                   error='; '.join(f"{r['category']}: {r['error']}" for r in rs if r.get('error')) or None)
-        out.append(row)
-    return out
-
-# %% ../nbs/11a_runs.ipynb #03b5132e
-THRESHOLD_METRICS = ('recall_at_threshold', 'fpr_at_threshold')   # at the model's stored threshold
-STAT_KEYS = ('fit_seconds', 'test_seconds', 'loss_first', 'loss_last', 'w_pairwise', 'w_contextual')
-
-def _agg(rows:list[dict], sd:bool=False)->dict:
-    "Mean (and with `sd` the sample standard deviation, as `<key>_sd`) of every metric and statistic over `rows`."
-    out = {}
-    for k in ROW_METRICS + THRESHOLD_METRICS + STAT_KEYS:
-        v = [r[k] for r in rows if r.get(k) is not None]
-        out[k] = float(np.mean(v)) if v else None
-        if sd: out[k + '_sd'] = float(np.std(v, ddof=1)) if len(v) > 1 else None
-    return out
-
-def _summary_rows(rows:list[dict])->list[dict]:
-    "With one seed: a mean row per method. With several: a row per category and method over the seeds (mean and sd), then per method the mean over categories, its sd taken over the seeds."
-    runs = [r for r in rows if r['category'] != 'mean' and r.get('seed') != 'all']
-    seeds = list(dict.fromkeys(r.get('seed') for r in runs))
-    if len(seeds) <= 1: return [{**r, 'seed': seeds[0] if seeds else None} for r in _mean_rows(runs)]
-    out, means = [], []
-    for meth in dict.fromkeys(r['method'] for r in runs):
-        rs = [r for r in runs if r['method'] == meth and not r.get('error')]
-        for cat in dict.fromkeys(r['category'] for r in rs):
-            cr = [r for r in rs if r['category'] == cat]
-            out.append(dict(category=cat, method=meth, seed='all', n_seeds=len(cr), **_agg(cr, sd=True)))
-        per_seed = [_agg([r for r in rs if r['seed'] == sd]) for sd in seeds if any(r['seed'] == sd for r in rs)]
-        means.append(dict(category='mean', method=meth, seed='all', n_seeds=len(per_seed), **_agg(per_seed, sd=True),
-                          n_categories=len({r['category'] for r in rs}),
-                          error='; '.join(f"{r['category']}/{r['seed']}: {r['error']}" for r in runs if r['method'] == meth and r.get('error')) or None))
-    return out + means
 
 # %% ../nbs/11a_runs.ipynb #16f15ddd
 def benchmark(fit_fn,                # fit_fn(category, method) -> (model, test_dataset); fit_fn(category, method, seed) with `seeds`
@@ -346,163 +137,6 @@ def benchmark(fit_fn,                # fit_fn(category, method) -> (model, test_
         rows.append(row)
         if out_dir is not None: save_table(rows + _summary_rows(rows), out_dir, dataset=dataset)
     return rows + _summary_rows(rows)
-
-# %% ../nbs/11a_runs.ipynb #45b766e7
-PAPER_RESULTS = {
-    'mvtec': {
-        'ReConPatch WRN-50, 224 px (paper)': dict(image_auroc=99.56, pixel_auroc=98.07),
-        'ReConPatch ensemble, 480 px (paper)': dict(image_auroc=99.72, pixel_auroc=98.67),
-        'PatchCore WRN-50, 10% (PatchCore paper)': dict(image_auroc=99.0, pixel_auroc=98.1),
-        'PatchCore WRN-50, 1% (PatchCore paper)': dict(image_auroc=99.0, pixel_auroc=98.0),
-    },
-    'btad': {
-        'ReConPatch WRN-50 (paper)': dict(image_auroc=95.8, pixel_auroc=97.5),
-    },
-}
-
-_MD_COLS = (('category', 'category'), ('method', 'method'), ('image_auroc', 'image AUROC %'),
-            ('pixel_auroc', 'pixel AUROC %'), ('aupro', 'AUPRO %'), ('image_f1_max', 'image F1-max %'),
-            ('recall_at_threshold', 'recall % at threshold'), ('fpr_at_threshold', 'FPR % at threshold'),
-            ('fit_seconds', 'fit s'), ('test_seconds', 'test s'))
-_PCT = ROW_METRICS + THRESHOLD_METRICS
-
-def _produced_by(r:dict)->str:
-    "One line saying what produced a row: backbone, its weights, size, method settings, version."
-    w = ('ImageNet weights' if r.get('pretrained') else 'random init') if not r.get('weights') else f"weights {r['weights']}"
-    bits = [f"backbone {r.get('backbone')} ({w}, sha256 {r.get('weights_sha') or '?'})", f"layers {r.get('layers')}",
-            f"{r.get('image_size')} px (resize {r.get('resize')})", f"mean {r.get('mean')} std {r.get('std')}",
-            f"steps {r.get('steps')} / epochs {r.get('epochs')}, lr {r.get('lr')}", f"coreset {r.get('coreset_ratio')}",
-            f"reconpatch_nb {r.get('library_version')}"]
-    return '; '.join(bits)
-
-# %% ../nbs/11a_runs.ipynb #f138d54a
-def results_markdown(rows:list[dict],       # rows from `benchmark`
-                     dataset:str|None=None, # 'mvtec' / 'btad': add the paper's mean numbers
-                     digits:int=2,          # decimals of the percentages
-                    )->str:
-    "The rows as a markdown table (metrics in percent; over several seeds mean +- sd), the paper's numbers below the means (never beside a random backbone's rows), what produced the rows."
-    multi = any(r.get('seed') == 'all' for r in rows)
-    shown = [r for r in rows if r.get('seed') == 'all'] if multi else rows
-    def cell(r, k):
-        v = r.get(k)
-        if v is None: return ''
-        if k in _PCT: txt = f'{100*v:.{digits}f}'
-        elif k.endswith('seconds'): txt = f'{v:.1f}'
-        else: return str(v)
-        sd = r.get(k + '_sd')
-        return txt + ('' if sd is None else f' ± {100*sd if k in _PCT else sd:.{digits if k in _PCT else 1}f}')
-    lines = ['| ' + ' | '.join(h for _, h in _MD_COLS) + ' |', '|' + '---|'*len(_MD_COLS)]
-    for r in shown:
-        name = f"**{r['category']}**" if r['category'] == 'mean' else r['category']
-        lines.append('| ' + ' | '.join(name if k == 'category' else cell(r, k) for k, _ in _MD_COLS) + ' |')
-    random = any(r.get('pretrained') is False and not r.get('weights') for r in rows)
-    paper = PAPER_RESULTS.get((dataset or '').lower(), {})
-    for meth, v in ({} if random else paper).items():
-        vals = dict(category='mean (published)', method=meth)
-        lines.append('| ' + ' | '.join(vals.get(k) if k in vals else
-                                       ('' if v.get(k) is None else f'{v[k]:.{digits}f}') for k, _ in _MD_COLS) + ' |')
-    notes = []
-    ncat = {r['method']: r.get('n_categories') for r in rows if r['category'] == 'mean'}
-    if len(set(ncat.values())) > 1:   # a run unfinished (the table is saved after every run) or failed
-        notes.append('The mean rows cover different numbers of categories (' + ', '.join(f'{m} {n}' for m, n in ncat.items())
-                     + '): runs are unfinished or failed, so compare the methods category by category.')
-    if multi: notes.append(f"Mean ± sd over seeds {', '.join(str(s) for s in dict.fromkeys(r['seed'] for r in rows if r.get('seed') not in (None, 'all')))}; "
-                           "per-seed rows are in results.json / results.csv.")
-    if random: notes.append('A randomly initialised backbone produced these rows: they are not comparable with published numbers'
-                            + (', which are therefore not shown.' if paper else '.'))
-    notes.append("Recall and false-positive rate (FPR) are at each model's stored threshold (its 99th percentile of held-out "
-                 "good images unless set otherwise), not at the best threshold.")
-    made = list(dict.fromkeys(_produced_by(r) for r in rows if r.get('backbone')))
-    if made: notes += ['Produced by: ' + m for m in made]
-    errs = [f"- {r['category']} / {r['method']}: {r['error']}" for r in rows if r.get('error') and r['category'] != 'mean' and r.get('seed') != 'all']
-    return '\n'.join(lines + [''] + notes + (['', 'Errors:'] + errs if errs else []))
-
-# %% ../nbs/11a_runs.ipynb #d4f5ac67
-def save_table(rows:list[dict],         # rows from `benchmark`
-               out_dir:str|Path,        # folder (created)
-               name:str='results',      # file stem
-               dataset:str|None=None,   # passed to `results_markdown`
-              )->dict:
-    "Write rows as `<name>.csv`, `<name>.json` and `<name>.md` (atomically); returns the paths."
-    out_dir = Path(out_dir); cols = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO(); w = csv.DictWriter(buf, fieldnames=cols, lineterminator='\n')
-    w.writeheader(); w.writerows({k: ('' if r.get(k) is None else r[k]) for k in cols} for r in rows)
-    return dict(csv=atomic_write_bytes(out_dir/f'{name}.csv', buf.getvalue().encode()),
-                json=atomic_write_bytes(out_dir/f'{name}.json', json.dumps(_jsonable(rows), indent=1).encode()),
-                md=atomic_write_bytes(out_dir/f'{name}.md', (results_markdown(rows, dataset) + '\n').encode()))
-
-# %% ../nbs/11a_runs.ipynb #1a7edae7
-def save_figures(model, test, ev:Evaluation, out:str|Path, prefix:str='', n_images:int=4)->list[Path]:
-    "Histogram, ROC, the worst false positives/negatives and a few per-image figures as PNG files in `out`."
-    from reconpatch_nb import visual   # matplotlib and sklearn only when figures are drawn
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    paths = [visual.save_figure(visual.score_histogram(ev.labels, ev.scores, threshold=model.threshold), out/f'{prefix}histogram.png')]
-    def record(i):
-        it = test[int(i)]
-        s, m = model.predict(it['image'][None])
-        return dict(image=it['image'], amap=m[0], score=float(s[0]), label=it['label'], path=it['path'],
-                    mask=it['mask'][0].numpy() if it['has_mask'] else None)
-    if len(set(ev.labels.tolist())) == 2:
-        paths.append(visual.save_figure(visual.roc_plot(ev.labels, ev.scores, threshold=model.threshold), out/f'{prefix}roc.png'))
-        paths.append(visual.save_figure(visual.worst_cases(record, k=4, scores=ev.scores, labels=ev.labels),
-                                        out/f'{prefix}worst_cases.png'))
-    order = np.argsort(-ev.scores)
-    pick = list(dict.fromkeys([*order[:n_images // 2], *order[::-1][:n_images - n_images // 2]]))
-    for i in pick:
-        r = record(i)
-        fig = visual.show_prediction(r['image'], r['amap'], r['score'], mask=r['mask'], label=r['label'],
-                                     title=Path(r['path']).name, model=model)   # its thresholds, colour scale, normalisation
-        paths.append(visual.save_figure(fig, out/f"{prefix}{Path(r['path']).parent.name}_{Path(r['path']).stem}.png"))
-    return paths
-
-# %% ../nbs/11a_runs.ipynb #83e4846f
-def _unique_name(p:Path, used:set)->str:
-    "`stem`, else `parent_stem`, else `stem_2`, `stem_3`, ... (not yet in `used`)."
-    for cand in (p.stem, f'{p.parent.name}_{p.stem}', *(f'{p.stem}_{i}' for i in range(2, 10**6))):
-        if cand not in used: used.add(cand); return cand
-
-def _crop_warning(p:Path, size:tuple)->str|None:
-    "A warning when the centre crop leaves out part of a non-square image."
-    w, h = size
-    if w == h: return None
-    s = min(w, h)
-    return (f"warning: {p} is {w}x{h} px: only its centre {s}x{s} square is scored "
-            f"({100 * (1 - s / max(w, h)):.0f} % of the image, at its {'left/right' if w > h else 'top/bottom'} ends, is not)")
-
-def predict_images(model, # a fitted `ReConPatch` or `Ensemble`
-                   paths:list, # image files and folders (searched recursively), mixed
-                   out:str|Path, # folder for <name>_heatmap.png and scores.json
-                   log=print, # called with each result line (stdout)
-                   overwrite:bool=False, # replace an earlier run in `out` (all its files); False: refuse it
-                  )->tuple[list[dict], list[tuple]]:
-    "Score and draw each file; returns (rows of the scored files, (path, reason) of the skipped ones)."
-    from PIL import Image
-    from reconpatch_nb import visual
-    out = Path(out); old = earlier_run(out)
-    if old and not overwrite: raise DataError(f"{out} holds an earlier run ({len(old)} files: scores.json, heatmaps): a new run "
-                                              f"would be mixed with it; pass overwrite=True to replace it, or choose another folder")
-    paths = image_paths(paths, out); created = not out.exists(); rows, skipped, used = [], [], set()
-    try:
-        for p in paths:
-            try:
-                with Image.open(p) as im: size = im.size
-                s, m, img = model.predict_files([p])
-            except (ReConPatchError, OSError, ValueError) as e:
-                skipped.append((str(p), f'{type(e).__name__}: {e}'.splitlines()[0])); print(f"skipped {p}: {skipped[-1][1]}", file=sys.stderr)
-                continue
-            if (w := _crop_warning(p, size)): print(w, file=sys.stderr)
-            score = float(s[0]); thr = model.threshold
-            anomalous = None if thr is None else bool(score >= thr)
-            for f in old: f.unlink(missing_ok=True)   # the earlier run goes only once the new one has a result
-            old = []
-            png = visual.save_figure(visual.show_prediction(img[0], m[0], score, title=p.name, model=model),
-                                     out/f'{_unique_name(p, used)}_heatmap.png')
-            rows.append(dict(path=str(p), score=score, anomalous=anomalous, threshold=thr, heatmap=str(png)))
-            atomic_write_bytes(out/'scores.json', json.dumps(rows, indent=1).encode())
-            log(f"{p}\tscore {score:.4g}\t{'ANOMALOUS' if anomalous else 'normal' if anomalous is not None else ''}")
-    finally:
-        if created and out.is_dir() and not any(out.iterdir()): out.rmdir()
-    return rows, skipped
 
 # %% ../nbs/11a_runs.ipynb #4bd5403e
 def fit_to_file(method:str, out:str|Path, # method, model file to write
@@ -552,41 +186,6 @@ def test_model(model_path, data, category, fmt:str='auto', json_path=None, figur
     if json_path: ev.to_json(json_path); rep += f"\nmetrics written to {json_path}"
     if figures: save_figures(model, test, ev, figures); rep += f"\nfigures written to {figures}"
     return rep
-
-# %% ../nbs/11a_runs.ipynb #4b170c87
-def paper_dataset(fmt:str, categories)->str|None:
-    "'mvtec' or 'btad' when `categories` are all of that dataset's (the paper's numbers are then shown beside)."
-    from reconpatch_nb.data import BTAD_CATEGORIES, MVTEC_CATEGORIES
-    if fmt == 'btad' and set(categories) == set(BTAD_CATEGORIES): return 'btad'
-    if fmt == 'mvtec' and set(categories) == set(MVTEC_CATEGORIES): return 'mvtec'
-    return None
-
-# %% ../nbs/11a_runs.ipynb #2d9ff4a1
-def weight_fingerprint(module:torch.nn.Module)->str:
-    "Short sha256 (12 hex digits) of a module's state dict: names, shapes, dtypes and values."
-    h = hashlib.sha256()
-    for k, v in sorted(module.state_dict().items()):
-        t = v.detach().cpu().contiguous()
-        h.update(f'{k}{tuple(t.shape)}{t.dtype}'.encode()); h.update((t.float() if t.dtype == torch.bfloat16 else t).numpy().tobytes())
-    return h.hexdigest()[:12]
-
-def _normalization(c:dict)->tuple:
-    "The (mean, std) a config means: its own, else the backbone's."
-    own = backbone_normalization(str(c['backbone']))
-    return tuple(c['mean'] if c['mean'] is not None else own[0]), tuple(c['std'] if c['std'] is not None else own[1])
-
-def run_settings(config:dict, pretrained:bool)->dict:
-    "The settings a row records and `resume` compares (`pretrained` is None with a weights file: its origin is unknown)."
-    c = {**DEFAULTS, **config}; mean, std = _normalization(c); j = lambda v: ' '.join(f'{x:g}' if isinstance(x, float) else str(x) for x in v)
-    return dict(backbone=str(c['backbone']), pretrained=None if c['weights'] else bool(pretrained), weights=str(c['weights']) if c['weights'] else None,
-                layers=j(c['layers']), image_size=c['crop'], resize=c['resize'], mean=j(mean), std=j(std),
-                steps=c.get('steps'), epochs=c.get('epochs'), lr=c.get('lr'), coreset_ratio=c['coreset_ratio'])
-
-def training_stats(history:list[dict])->dict:
-    "Loss of the first and last epoch and the last epoch's mean pairwise / contextual similarity (None without training)."
-    if not history: return dict(loss_first=None, loss_last=None, w_pairwise=None, w_contextual=None)
-    return dict(loss_first=history[0].get('loss'), loss_last=history[-1].get('loss'),
-                w_pairwise=history[-1].get('w_pairwise'), w_contextual=history[-1].get('w_contextual'))
 
 # %% ../nbs/11a_runs.ipynb #57aeb907
 def _check_resume(out:Path, settings:dict, fingerprint:str|None=None):
@@ -649,12 +248,11 @@ def run_benchmark(data:str|Path, # dataset root
 def _tag(seed, seeds)->str: return f'_seed{seed}' if len(seeds) > 1 else ''
 
 # %% ../nbs/11a_runs.ipynb #bb327983
-DEMO_CATEGORIES = ['weave', 'hexnut']  # one texture, one object
 DEMO_RANDOM_BACKBONE = RANDOM_BACKBONE  # the demo's backbone when no ImageNet weights are available (see below)
 
 def run_demo(out:str|Path, # results folder
              data:str|Path|None=None, # synthetic data folder (default OUT/data)
-             categories:list|None=None, # synthetic categories (default `DEMO_CATEGORIES`)
+             categories:list|None=None, # synthetic categories (default `DEMO_CATEGORIES`, from `config`)
              methods=('reconpatch', 'patchcore'),
              pretrained:bool|None=None, # None: ImageNet weights if they can be fetched, else a random resnet18
              device=None, **kw)->list[dict]: # model parameters (see `DEFAULTS`)
