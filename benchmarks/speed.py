@@ -122,8 +122,8 @@ def bench_search(a):
         t = med_times({b: (lambda nn=nn: patch_scores(nn, q)) for b, nn in nns.items()}, reps=max(1, a.reps // 2), warm=0)
         same = (patch_scores(nns['torch'], q)[1] == patch_scores(nns['faiss'], q)[1]).float().mean()
         print(f"| {n:,} x 1024 | {t['torch']:.2f} | {t['faiss']:.2f} | {t['faiss'] / t['torch']:.2f} | {same:.4f} |", flush=True)
-    auto = NearestNeighbours(bank, use_gpu=False)   # the library's measured choice (memory_bank: MEASURE_ROWS)
-    print(f"backend='auto' on this CPU: {auto.backend} (measured at {MEASURE_ROWS:,} rows; banks below that use torch)")
+    auto = NearestNeighbours(bank, use_gpu=False)   # the library's fixed rule (memory_bank: torch on CPU)
+    print(f"backend='auto' on this CPU: {auto.backend} (a fixed rule; backend='measure' times both once and caches the choice)")
 
 # ---------------------------------------------------------------- fit, predict, start-up, memory
 RANDOM_NOTE = 'random-initialised backbone (no weights can be downloaded here): timings are those of the real networks'
