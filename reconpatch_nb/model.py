@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from fastcore.basics import patch
 import reconpatch_nb
+from .config import RANGES, check_range
 from .core import (DataError, ModelFileError, ReConPatchError, atomic_torch_save, get_device, measure,
                                 release_memory, seed_everything, seeded, threads_scope)
 from .backbone import Backbone, Features, PatchFeatureExtractor, backbone_normalization
@@ -193,21 +194,6 @@ DEFAULTS = {
 }
 
 # %% ../nbs/08_model.ipynb #b63671da
-_RANGES = dict(   # key: (type, lowest, highest) of the model's numeric settings; '(' marks an open lower end
-    resize=(int, 32, 8192), crop=(int, 32, 8192), feature_dim=(int, 1, 65536), coreset_ratio=(float, '(0', 1),
-    coreset_proj_dim=(int, 1, 65536), reweight_b=(int, 1, 1000), blur_sigma=(float, 0, 100), seed=(int, 0, 2**63 - 1),
-    extract_batch_size=(int, 1, 4096), steps=(int, 1, 10**7), epochs=(int, 1, 10**5), batch_size=(int, 2, 65536),
-    lr=(float, '(0', 10), hidden_dim=(int, 1, 65536), proj_dim=(int, 1, 65536), k=(int, 2, 65536))
-
-def _check_range(key:str, v, kind:type, lo, hi):
-    "A one-line `ValueError` naming `key`, its value and its range unless `v` is a `kind` in the range (None passes)."
-    if v is None: return
-    open_lo = isinstance(lo, str); lo_v = float(lo[1:]) if open_lo else lo
-    ok_type = not isinstance(v, bool) and (isinstance(v, (int, np.integer)) if kind is int else isinstance(v, (int, float, np.number)))
-    if not (ok_type and np.isfinite(v) and (v > lo_v if open_lo else v >= lo_v) and v <= hi):
-        what = 'an int' if kind is int else 'a number'
-        raise ValueError(f"{key}={v!r}: expected {what} in {'(' if open_lo else '['}{lo_v:g}, {hi:g}]")
-
 def _check_config(method:str, # one of `METHODS`
                   config:dict)->dict: # keys of `DEFAULTS`
     "`DEFAULTS` updated with `config`, after refusing an unknown method or key and out-of-range calibration settings."
@@ -223,7 +209,7 @@ def _check_config(method:str, # one of `METHODS`
         raise ValueError(f"calibration_max_images={cap!r}: expected an int >= 1")
     if not (isinstance(q, (int, float, np.number)) and 0 <= q <= 100):
         raise ValueError(f"threshold_percentile={q!r}: expected a number in [0, 100]")
-    for key, (kind, lo, hi) in _RANGES.items(): _check_range(key, c[key], kind, lo, hi)
+    for key, spec in RANGES.items(): check_range(key, c[key], spec)   # one table with the CLI's (config)
     if c['resize'] < c['crop']: raise ValueError(f"resize={c['resize']} is below crop={c['crop']}: expected resize >= crop")
     TrainConfig(**{k: c[k] for k in _train_defaults()}, seed=c['seed']).validate()   # training's own ranges, now
     return {**c, 'layers': tuple(c['layers'])}
