@@ -11,7 +11,7 @@ results go there), with IN_TEST=1 and RECONPATCH_DATA_URL / RECONPATCH_DATA_SHA2
 is inserted after the settings, `PRETRAINED = False` (ImageNet weights cannot be downloaded offline), and one check cell
 is appended that reports the rows and the explorer's state as JSON.
 
-Usage: python .ci/fake_mvtec_server.py [--keep DIR] [--timeout S]     # prints PASS/FAIL lines, `N passed, N failed`
+Usage: python .ci/fake_mvtec_server.py [--keep DIR] [--timeout S] [--total-timeout S]  # prints PASS/FAIL lines, `N passed, N failed`
        python .ci/fake_mvtec_server.py --serve [--keep DIR]            # only build and serve (Ctrl-C stops), to try by hand
 Needs nbclient + ipykernel (the dev install has them). About 2-4 minutes on 2 CPU cores."""
 from __future__ import annotations
@@ -100,6 +100,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--keep', help='work in this folder and keep it (the executed copy is 21_fake_mvtec.ipynb there)')
     p.add_argument('--timeout', type=int, default=600, help='seconds per cell')
+    p.add_argument('--total-timeout', type=int, default=1800, help='seconds for the whole notebook (then FAIL, never a hang)')
     p.add_argument('--serve', action='store_true', help='only build the archive and serve it until interrupted')
     a = p.parse_args()
     work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix='fake_mvtec_'))
@@ -115,11 +116,11 @@ def main():
             try:
                 while True: time.sleep(3600)
             except KeyboardInterrupt: return
-        return run_and_check(work, urls, sha, requests, a.timeout)
+        return run_and_check(work, urls, sha, requests, a.timeout, a.total_timeout)
     finally:
         if not a.keep: shutil.rmtree(work, ignore_errors=True)
 
-def run_and_check(work:Path, urls:list[str], sha:str, requests:list, timeout:int)->None:
+def run_and_check(work:Path, urls:list[str], sha:str, requests:list, timeout:int, total:int)->None:
     import nbformat
     from nbclient import NotebookClient
     nb = notebook_copy(work)
@@ -130,8 +131,15 @@ def run_and_check(work:Path, urls:list[str], sha:str, requests:list, timeout:int
     client = NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(work)}},
                             allow_errors=True)
     log('running 21_benchmark_colab (a copy, every cell) ...')
-    try: client.execute(env=env)
-    except Exception as e: log(f'execution stopped: {type(e).__name__}: {e}')
+    def execute():
+        try: client.execute(env=env)
+        except Exception as e: log(f'execution stopped: {type(e).__name__}: {e}')
+    run = threading.Thread(target=execute, daemon=True); run.start(); run.join(total)
+    if run.is_alive():   # never hang CI: a stuck kernel or client fails the check instead
+        log(f'FAIL: the notebook did not finish within {total} s (--total-timeout); stopping its kernel')
+        try: client.km.shutdown_kernel(now=True)
+        except Exception as e: log(f'could not stop the kernel: {type(e).__name__}: {e}')
+        print('0 passed, 1 failed'); os._exit(1)
     nbformat.write(nb, work/'21_fake_mvtec.ipynb')
     log('executed')
     code = [c for c in nb.cells if c.cell_type == 'code']
