@@ -9,11 +9,12 @@ import numpy as np
 import torch
 from torch import Tensor
 from .core import DataError, ReConPatchError, get_device
-from .memory_bank import NearestNeighbours, anomaly_map, image_scores, patch_scores
+from .memory_bank import NearestNeighbours, anomaly_map, greedy_coreset, image_scores, patch_scores, random_projection
 from .evaluation import percentile_threshold
 
 # %% auto #0
-__all__ = ['nearest_other_image', 'loo_index', 'loo_scores', 'calibrate', 'ensemble_calibration']
+__all__ = ['CALIBRATIONS', 'nearest_other_image', 'loo_index', 'loo_scores', 'fold_blocks', 'fold_bank', 'fold_scores',
+           'calibrate', 'ensemble_calibration']
 
 # %% ../nbs/08a_calibration.ipynb #031011a8
 def _spread(x:np.ndarray)->float:
@@ -99,6 +100,62 @@ def _warn_calibration(n:int, held_out:bool, q:float): # calibration images, whet
                       f"scores), so it is little more than their largest score; fit on at least {MIN_CALIBRATION_IMAGES} "
                       "images (better 50+) or choose it with set_threshold")
 
+# %% ../nbs/08a_calibration.ipynb #67e1e88c
+CALIBRATIONS = ('kfold', 'loo')   # held-out folds (default), or leave-one-image-out against the final bank
+
+def fold_blocks(n:int, # images
+                folds:int, # folds asked for (fewer when there are fewer images)
+               )->list[tuple[int, int]]: # [a, b) image ranges, in order
+    "Contiguous image ranges of nearly equal folds."
+    k = max(1, min(folds, n)); edges = [round(i * n / k) for i in range(k + 1)]
+    return [(edges[i], edges[i + 1]) for i in range(k)]
+
+# %% ../nbs/08a_calibration.ipynb #bc95c72e
+@torch.no_grad()
+def fold_bank(embed, # rows of patch features -> their embeddings (f, or the identity), float32 on the CPU
+              feats:Tensor, # (N, D) cached patch features
+              rows:Tensor, # the rows of the fold's training images
+              config:dict, # the model's: coreset_ratio, coreset_proj_dim, seed
+              device=None, chunk:int=16384)->Tensor: # (n, d) the fold's bank
+    "The coreset bank of `embed(feats[rows])`, chosen on its random projection built a chunk at a time (no copy of the rows)."
+    c = config
+    proj = torch.cat([random_projection(embed(feats[rows[s:s + chunk]]), c['coreset_proj_dim'], seed=c['seed'], device='cpu')
+                      for s in range(0, len(rows), chunk)])
+    idx = greedy_coreset(proj, ratio=c['coreset_ratio'], proj_dim=None, seed=c['seed'], device=device, progress=False)
+    return embed(feats[rows[idx]]).float().contiguous()
+
+# %% ../nbs/08a_calibration.ipynb #9b428682
+@torch.no_grad()
+def _score_held_out(net, feats:Tensor, rows:Tensor, held:list, grid:tuple, size:tuple, config:dict, dev)->dict:
+    "image -> (score, map values, map maximum) of the images `held`, against a bank chosen from `rows` with `net` (None: identity)."
+    c, P, out = config, grid[0] * grid[1], {}
+    embed = (lambda x: x.float()) if net is None else (lambda x: net.embed(x.to(dev, torch.float32)).cpu())
+    nn_ = NearestNeighbours(fold_bank(embed, feats, rows, c, dev), use_gpu=dev.type == 'cuda')
+    for s in range(0, len(held), c['extract_batch_size']):
+        ids = held[s:s + c['extract_batch_size']]
+        q = embed(torch.cat([feats[i * P:(i + 1) * P] for i in ids])).reshape(len(ids), P, -1)
+        patch, _ = patch_scores(nn_, q)
+        sc = image_scores(patch, q, nn_, reweight=c['reweight'], b=c['reweight_b'])
+        maps = anomaly_map(patch.reshape(len(ids), *grid), size=size, sigma=c['blur_sigma'])
+        for j, i in enumerate(ids): out[i] = (float(sc[j]), maps[j, ::4, ::4].reshape(-1).numpy(), float(maps[j].max()))
+    return out
+
+def fold_scores(fold_net, # rows -> f fitted on those rows (an `nn.Module` with `embed`), or None (PatchCore)
+                feats:Tensor, # (n_img * P, D) cached patch features, images in order
+                n_img:int, grid:tuple, size:tuple, # training images, patch grid (h, w), image size (H, W)
+                config:dict, # the model's: calibration_folds, calibration_max_images, seed, coreset and scoring settings
+                device=None)->tuple: # scores (n,), map values (subsampled), map maxima (n,) of the calibration images, in order
+    "Each calibration image scored by a model (f and bank) fitted on the folds that do not hold it."
+    c, P, dev = config, grid[0] * grid[1], get_device(device)
+    images = _calibration_images(n_img, c['calibration_max_images'], c['seed']); want, out = set(images), {}
+    for a, b in fold_blocks(n_img, c['calibration_folds']):
+        held = [i for i in range(a, b) if i in want]
+        if not held: continue
+        rows = torch.cat([torch.arange(0, a * P), torch.arange(b * P, n_img * P)])
+        out.update(_score_held_out(fold_net(rows), feats, rows, held, grid, size, c, dev))   # f trains outside no_grad
+    return (np.array([out[i][0] for i in images], np.float32), np.concatenate([out[i][1] for i in images]),
+            np.array([out[i][2] for i in images], np.float32))
+
 # %% ../nbs/08a_calibration.ipynb #4f535ba8
 def calibrate(bank:Tensor, # (M, D) the final bank
               bank_images:Tensor, # (M,) the training image of each bank vector
@@ -106,22 +163,25 @@ def calibrate(bank:Tensor, # (M, D) the final bank
               n_img:int, grid:tuple, size:tuple, # training images, patch grid (h, w), image size (H, W)
               config:dict, # the model's: calibration_max_images, threshold_percentile, seed, reweight, reweight_b, blur_sigma, extract_batch_size
               device=None, # where to compute (None: the GPU when present)
+              held_out:tuple|None=None, # `fold_scores`' (scores, map values, map maxima); None: leave-one-image-out scores
              )->dict: # calibration, nominal_stats, threshold, threshold_rule, pixel_threshold
-    "Nominal statistics, the image threshold and the mask's pixel threshold from leave-one-image-out scores of the training images."
+    "Nominal statistics, the image threshold and the mask's pixel threshold from held-out scores of the training images."
     c, q = config, config['threshold_percentile']
     images = _calibration_images(n_img, c['calibration_max_images'], c['seed'])
-    held_out = len(torch.unique(bank_images)) > 1   # else leaving the bank's only image out leaves no bank
-    nn_ = (loo_index(bank, bank_images, emb, grid[0] * grid[1], images, device=device) if held_out
-           else NearestNeighbours(bank, use_gpu=get_device(device).type == 'cuda', backend='torch'))
-    scores, pix, peak = loo_scores(nn_, emb, images, grid, size, reweight=c['reweight'], b=c['reweight_b'], sigma=c['blur_sigma'],
-                                   batch=c['extract_batch_size'], mask=held_out)
-    _warn_calibration(len(images), held_out, q)
+    if held_out is not None: (scores, pix, peak), left_out, how = held_out, True, f"{c['calibration_folds']}-fold held-out"
+    else:
+        left_out, how = len(torch.unique(bank_images)) > 1, 'leave-one-image-out'   # one image in the bank cannot be left out
+        nn_ = (loo_index(bank, bank_images, emb, grid[0] * grid[1], images, device=device) if left_out
+               else NearestNeighbours(bank, use_gpu=get_device(device).type == 'cuda', backend='torch'))
+        scores, pix, peak = loo_scores(nn_, emb, images, grid, size, reweight=c['reweight'], b=c['reweight_b'], sigma=c['blur_sigma'],
+                                       batch=c['extract_batch_size'], mask=left_out)
+    _warn_calibration(len(images), left_out, q)
     return dict(calibration=dict(n_images=int(n_img), images=[int(i) for i in images], scores=[float(x) for x in scores],
-                                 map_max=[float(x) for x in peak]),
+                                 map_max=[float(x) for x in peak], method=how if left_out else 'none'),
                 nominal_stats=dict(mean=float(scores.mean()), std=_spread(scores), n=int(len(scores)),
-                                   pixel_mean=float(pix.mean()), pixel_std=_spread(pix), held_out=held_out),
+                                   pixel_mean=float(pix.mean()), pixel_std=_spread(pix), held_out=left_out),
                 threshold=percentile_threshold(scores, q), pixel_threshold=percentile_threshold(peak, q),
-                threshold_rule=(f'percentile-{q:g} of {len(images)} leave-one-image-out nominal image scores' if held_out
+                threshold_rule=(f'percentile-{q:g} of {len(images)} {how} nominal image scores' if left_out
                                 else f'percentile-{q:g} of training image scores (biased low)'))
 
 # %% ../nbs/08a_calibration.ipynb #0d6f915a

@@ -16,7 +16,7 @@ from .core import (DataError, ModelFileError, ReConPatchError, atomic_torch_save
 from .backbone import Backbone, Features, PatchFeatureExtractor, backbone_normalization
 from .training import ReConPatchNet, TrainConfig, train_reconpatch
 from .memory_bank import NearestNeighbours, anomaly_map, greedy_coreset, image_scores, patch_scores
-from .calibration import calibrate
+from .calibration import CALIBRATIONS, calibrate, fold_scores
 from .ensemble import FORMAT, FORMAT_VERSION, Detector, Ensemble, _check_items, _image_batch, _plain, _read_model_file
 from .data import IMAGENET_MEAN, IMAGENET_STD, AnomalyDataset, check_normalization
 
@@ -68,9 +68,10 @@ class ReConPatch(Detector):
             _check_features(feats, n_img, grid, c['feature_dim'])
             seed_everything(c['seed'])
             with measure(self.timings, 'training'): self._fit_net(feats)
+            with measure(self.timings, 'calibration_folds'): held = self._fold_scores(feats, n_img, grid, size)
             emb = self._embed_all(feats, inplace=own); del feats; release_memory()
             with measure(self.timings, 'coreset'): self._select_bank(emb, grid[0] * grid[1])
-            with measure(self.timings, 'calibration'): self._calibrate(emb, n_img, grid, size)
+            with measure(self.timings, 'calibration'): self._calibrate(emb, n_img, grid, size, held)
         self.timings['fit_seconds'] = round(time.perf_counter() - t0, 3)
         return self
 
@@ -189,7 +190,7 @@ DEFAULTS = {
            resize=256, crop=224, feature_dim=1024),
     **_train_defaults(),   # training: whatever TrainConfig defines (06_training), with its defaults
     **dict(coreset_ratio=0.01, coreset_proj_dim=128, reweight=False, reweight_b=9, blur_sigma=4.,
-           val_fraction=None, calibration_max_images=200, threshold_percentile=99., seed=0, extract_batch_size=8,
+           val_fraction=None, calibration='kfold', calibration_folds=5, calibration_max_images=200, threshold_percentile=99., seed=0, extract_batch_size=8,
            half_features=None),
 }
 
@@ -210,6 +211,7 @@ def _check_config(method:str, # one of `METHODS`
     if not (isinstance(q, (int, float, np.number)) and 0 <= q <= 100):
         raise ValueError(f"threshold_percentile={q!r}: expected a number in [0, 100]")
     for key, spec in RANGES.items(): check_range(key, c[key], spec)   # one table with the CLI's (config)
+    if c['calibration'] not in CALIBRATIONS: raise ValueError(f"calibration={c['calibration']!r}: expected one of {CALIBRATIONS}")
     if c['resize'] < c['crop']: raise ValueError(f"resize={c['resize']} is below crop={c['crop']}: expected resize >= crop")
     TrainConfig(**{k: c[k] for k in _train_defaults()}, seed=c['seed']).validate()   # training's own ranges, now
     return {**c, 'layers': tuple(c['layers'])}
@@ -302,11 +304,25 @@ def _select_bank(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings,
 # %% ../nbs/08_model.ipynb #4f535ba8
 @patch
 def _calibrate(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings of all training images, in order
-               n_img:int, grid:tuple, size:tuple): # training images, patch grid (h, w), image size (H, W)
+               n_img:int, grid:tuple, size:tuple, # training images, patch grid (h, w), image size (H, W)
+               held:tuple|None=None): # `_fold_scores`' output (None: leave-one-image-out scores)
     "Set `calibration`, `nominal_stats`, `threshold` and `pixel_threshold` from 08a's `calibrate`."
-    cal = calibrate(self.bank, self.bank_images, emb, n_img, grid, size, self.config, device=self.device)
+    cal = calibrate(self.bank, self.bank_images, emb, n_img, grid, size, self.config, device=self.device, held_out=held)
     self.calibration, self.nominal_stats, self.pixel_threshold = cal['calibration'], cal['nominal_stats'], cal['pixel_threshold']
     self.set_threshold(cal['threshold'], cal['threshold_rule'])
+
+# %% ../nbs/08_model.ipynb #d52d87af
+@patch
+def _fold_scores(self:ReConPatch, feats:torch.Tensor, # (n_img * P, feature_dim) cached patch features, images in order
+                 n_img:int, grid:tuple, size:tuple)->tuple|None: # 08a's `fold_scores` output; None with calibration='loo'
+    "Scores of the calibration images from models (f and bank) fitted on the other folds (08a, 'Held-out folds')."
+    c = self.config
+    if c['calibration'] != 'kfold' or n_img < 2: return None
+    def fold_net(rows): # f without the fold: none (PatchCore), the seeded init ('untrained'), or trained on `rows`
+        if self.method != 'reconpatch': return self.net
+        cfg = TrainConfig(**{f.name: c[f.name] for f in dataclasses.fields(TrainConfig) if f.name in c})
+        return train_reconpatch(feats, cfg, device=self.device, progress=False, rows=rows)[0].eval()
+    return fold_scores(fold_net, feats, n_img, grid, size, c, device=self.device)
 
 # %% ../nbs/08_model.ipynb #f6bcb84b
 def _config_from_state(st:dict)->dict:

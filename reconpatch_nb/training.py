@@ -270,12 +270,13 @@ def train_reconpatch(features:Tensor, # (N, D) cached patch features (float16/32
                      cfg:TrainConfig|None=None, # hyper-parameters (default `TrainConfig()`)
                      device:str|torch.device|None=None, # None: the GPU when present
                      progress:bool=True, # tqdm bar with the running loss
+                     rows:Tensor|None=None, # train on these rows of `features` only (no copy; e.g. all images but one fold)
                      **overrides, # fields of `cfg` to replace, e.g. `steps=100`
                     )->tuple[ReConPatchNet, list[dict]]: # trained online network (eval mode, on `device`), history
     "Train ReConPatch's `f`, `g` on cached patch features."
     cfg = dataclasses.replace(cfg or TrainConfig(), **overrides).validate()
     features = _check_features(features)
-    N = features.shape[0]
+    N = features.shape[0] if rows is None else len(rows)
     if N < cfg.k:
         raise DataError(f"features has N={N} patches, fewer than the neighbourhood size k={cfg.k}")
     dev = get_device(device)
@@ -291,6 +292,7 @@ def train_reconpatch(features:Tensor, # (N, D) cached patch features (float16/32
     history, sums, n_in, t0 = [], {}, 0, time.perf_counter()
     bar = tqdm(total=total, disable=not progress, desc='ReConPatch training')
     for step, idx in enumerate(_batches(N, B, per_epoch, total, cfg.seed)):
+        if rows is not None: idx = rows[idx]
         p = features[idx.to(features.device)].to(dev, non_blocking=True).float()
         out = reconpatch_step(net, target, opt, p, cfg)
         sched.step()
