@@ -107,7 +107,8 @@ def earlier_run(out:str|Path, # an output folder of `predict_images`
 _OUTPUTS = {'fit': (('out', 'file', 'a model file'),), 'test': (('json', 'file', 'a JSON file'), ('figures', 'folder', '')),
             'predict': (('out', 'folder', ''),), 'make-data': (('out', 'folder', ''),), 'benchmark': (('out', 'folder', ''),),
             'demo': (('out', 'folder', ''), ('data', 'folder', '')), 'download': (('root', 'folder', ''),),
-            'export': (('out', 'file', 'an ONNX file'),)}   # command -> (flag, kind, what) of what it writes
+            'export': (('out', 'file', 'an ONNX file'),), 'update': (('out', 'file', 'a model file'),),
+            'robustness': (('out', 'folder', ''),)}   # command -> (flag, kind, what) of what it writes
 
 def _check_outputs(command:str, a:dict)->str|None:
     "The first output flag of `command` that cannot be written (see `check_output`)."

@@ -10,8 +10,9 @@ from . import __version__   # the package's __init__ holds only the version: not
 from .config import CHANNEL_RANGES, RANGES, RUN_RANGES, in_range, range_text   # torch-free
 
 # %% auto #0
-__all__ = ['METHODS', 'IMAGE_SIZE', 'SEED_MAX', 'cmd_make_data', 'cmd_download', 'cmd_fit', 'cmd_test', 'cmd_predict',
-           'cmd_benchmark', 'cmd_demo', 'cmd_export', 'build_parser', 'main']
+__all__ = ['METHODS', 'IMAGE_SIZE', 'PERTURBATIONS', 'SEED_MAX', 'cmd_make_data', 'cmd_download', 'cmd_fit', 'cmd_test',
+           'cmd_predict', 'cmd_benchmark', 'cmd_demo', 'cmd_robustness', 'cmd_update', 'cmd_export', 'build_parser',
+           'main']
 
 # %% ../nbs/12_cli.ipynb #b8ae7b09
 METHODS = ('reconpatch', 'patchcore', 'untrained')   # = model.METHODS (tested), here so that --help imports no model
@@ -92,6 +93,22 @@ def cmd_demo(a):
     from reconpatch_nb.runs import run_demo; t0, out = time.time(), Path(a.out)
     run_demo(out, a.data, a.categories, a.methods, pretrained=a.pretrained, device=a.device, seeds=a.seeds, **_model_kwargs(a))
     print((out/'results.md').read_text() + f"\ndemo done in {time.time() - t0:.0f} s: table {out/'results.md'}, figures {out/'figures'}, models {out/'models'}")
+
+def cmd_robustness(a):
+    from reconpatch_nb.robustness import run_robustness
+    run_robustness(a.data, a.categories, a.methods, a.out, a.perturbations, a.severities, a.protocol, a.seeds,
+                   pretrained=a.pretrained is not False, fmt=a.format, device=a.device, **_model_kwargs(a))
+    print((Path(a.out)/'results.md').read_text())
+
+PERTURBATIONS = ('rotation', 'translation', 'scale', 'brightness', 'contrast', 'colour', 'blur', 'defocus', 'noise', 'jpeg')   # = perturb's (tested)
+
+def cmd_update(a):
+    from reconpatch_nb.runs import load_detector; from reconpatch_nb.data import AnomalyDataset; import reconpatch_nb.update
+    m = load_detector(a.model, a.device); c = m.config
+    m.update(AnomalyDataset.folder(a.normal, resize=c['resize'], crop=c['crop'], mean=c['mean'], std=c['std']))
+    m.save(a.out or a.model); u = m.calibration['updates'][-1]
+    print(f"added {u['images']} good images to {a.model} ({u['bank_added']} bank vectors, bank {u['bank_size']}); threshold "
+          f"{m.threshold:.6g}; saved {a.out or a.model}, which holds {m.calibration['n_images']} images ({len(m.calibration['updates'])} update(s))")
 
 def cmd_export(a):
     from reconpatch_nb.runs import load_detector; from reconpatch_nb.export import export_onnx
@@ -201,6 +218,19 @@ def build_parser()->argparse.ArgumentParser:
     arg = s.add_argument; arg('--model', required=True, help='model file (a ReConPatch model; ensembles are not exported yet)')
     arg('--out', required=True, help='the .onnx file to write'); arg('--format', default='onnx', choices=['onnx'], help='default onnx')
     arg('--device', help='cpu, cuda or cuda:N'); _threads_arg(arg); s.set_defaults(func=cmd_export)
+    s = add('robustness', 'fit and test under rotation, shift, light, blur, noise, JPEG at severities 1-5; write the table')
+    arg = s.add_argument; _data_args(s, category=False); arg('--categories', nargs='+', help='default: all under --data'); arg('--methods', **methods)
+    arg('--perturbations', nargs='+', default=['rotation', 'translation', 'brightness', 'contrast', 'blur', 'noise'], choices=PERTURBATIONS,
+        help='perturbations (default rotation translation brightness contrast blur noise; their scales: nbs/13_perturb)')
+    arg('--severities', nargs='+', type=_num((int, 1, 5)), default=[1, 3, 5], help='severities in [1, 5] (default 1 3 5; 0, the clean run, always runs)')
+    arg('--protocol', nargs='+', choices=['test', 'train_test'], default=['test'],
+        help='test: fit on clean images, test on perturbed ones; train_test: training images perturbed too (default test)')
+    arg('--out', required=True, help='results folder (a rerun with the same settings resumes; other settings are refused)')
+    _model_args(s, seeds=True); s.set_defaults(func=cmd_robustness)
+    s = add('update', 'add good images to a fitted model without refitting (f kept, bank extended, threshold recalibrated)')
+    arg = s.add_argument; arg('--model', required=True, help='model file'); arg('--normal', required=True, help='folder of the new good images')
+    arg('--out', help='model file to write (default: replace --model)'); arg('--device', help='cpu, cuda or cuda:N'); _threads_arg(arg)
+    s.set_defaults(func=cmd_update)
     return p
 
 # %% ../nbs/12_cli.ipynb #590fd44f
