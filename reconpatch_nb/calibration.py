@@ -116,11 +116,13 @@ def fold_bank(embed, # rows of patch features -> their embeddings (f, or the ide
               feats:Tensor, # (N, D) cached patch features
               rows:Tensor, # the rows of the fold's training images
               config:dict, # the model's: coreset_ratio, coreset_proj_dim, seed
-              device=None, chunk:int=16384)->Tensor: # (n, d) the fold's bank
+              device=None, chunk:int=4096)->Tensor: # (n, d) the fold's bank
     "The coreset bank of `embed(feats[rows])`, chosen on its random projection built a chunk at a time (no copy of the rows)."
-    c = config
-    proj = torch.cat([random_projection(embed(feats[rows[s:s + chunk]]), c['coreset_proj_dim'], seed=c['seed'], device='cpu')
-                      for s in range(0, len(rows), chunk)])
+    c, proj = config, None
+    for s in range(0, len(rows), chunk):   # filled in place: the projection is the only fold-sized tensor (1/8 of 1024-d features)
+        p = random_projection(embed(feats[rows[s:s + chunk]]), c['coreset_proj_dim'], seed=c['seed'], device='cpu')
+        if proj is None: proj = torch.empty(len(rows), p.shape[1])
+        proj[s:s + len(p)] = p
     idx = greedy_coreset(proj, ratio=c['coreset_ratio'], proj_dim=None, seed=c['seed'], device=device, progress=False)
     return embed(feats[rows[idx]]).float().contiguous()
 

@@ -68,6 +68,7 @@ class ReConPatch(Detector):
             _check_features(feats, n_img, grid, c['feature_dim'])
             seed_everything(c['seed'])
             with measure(self.timings, 'training'): self._fit_net(feats)
+            release_memory()   # training's freed blocks go back before the fold banks are chosen
             with measure(self.timings, 'calibration_folds'): held = self._fold_scores(feats, n_img, grid, size)
             emb = self._embed_all(feats, inplace=own); del feats; release_memory()
             with measure(self.timings, 'coreset'): self._select_bank(emb, grid[0] * grid[1])
@@ -190,7 +191,7 @@ DEFAULTS = {
            resize=256, crop=224, feature_dim=1024),
     **_train_defaults(),   # training: whatever TrainConfig defines (06_training), with its defaults
     **dict(coreset_ratio=0.01, coreset_proj_dim=128, reweight=False, reweight_b=9, blur_sigma=4.,
-           val_fraction=None, calibration='kfold', calibration_folds=5, calibration_max_images=200, threshold_percentile=99., seed=0, extract_batch_size=8,
+           val_fraction=None, calibration='kfold', calibration_folds=5, calibration_fold_f=False, calibration_max_images=200, threshold_percentile=99., seed=0, extract_batch_size=8,
            half_features=None),
 }
 
@@ -212,6 +213,7 @@ def _check_config(method:str, # one of `METHODS`
         raise ValueError(f"threshold_percentile={q!r}: expected a number in [0, 100]")
     for key, spec in RANGES.items(): check_range(key, c[key], spec)   # one table with the CLI's (config)
     if c['calibration'] not in CALIBRATIONS: raise ValueError(f"calibration={c['calibration']!r}: expected one of {CALIBRATIONS}")
+    if not isinstance(c['calibration_fold_f'], bool): raise ValueError(f"calibration_fold_f={c['calibration_fold_f']!r}: expected True or False")
     if c['resize'] < c['crop']: raise ValueError(f"resize={c['resize']} is below crop={c['crop']}: expected resize >= crop")
     TrainConfig(**{k: c[k] for k in _train_defaults()}, seed=c['seed']).validate()   # training's own ranges, now
     return {**c, 'layers': tuple(c['layers'])}
@@ -318,8 +320,8 @@ def _fold_scores(self:ReConPatch, feats:torch.Tensor, # (n_img * P, feature_dim)
     "Scores of the calibration images from models (f and bank) fitted on the other folds (08a, 'Held-out folds')."
     c = self.config
     if c['calibration'] != 'kfold' or n_img < 2: return None
-    def fold_net(rows): # f without the fold: none (PatchCore), the seeded init ('untrained'), or trained on `rows`
-        if self.method != 'reconpatch': return self.net
+    def fold_net(rows): # f of the fold models: the model's own, or (calibration_fold_f) trained without the fold
+        if self.method != 'reconpatch' or not c['calibration_fold_f']: return self.net
         cfg = TrainConfig(**{f.name: c[f.name] for f in dataclasses.fields(TrainConfig) if f.name in c})
         return train_reconpatch(feats, cfg, device=self.device, progress=False, rows=rows)[0].eval()
     return fold_scores(fold_net, feats, n_img, grid, size, c, device=self.device)
