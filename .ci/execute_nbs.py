@@ -13,9 +13,10 @@ import argparse, html, json, os, re, subprocess, sys, time
 from pathlib import Path
 
 repo = Path(__file__).resolve().parent.parent
-DEFAULT = ['10_visual.ipynb', '11_widgets.ipynb', '20_quickstart.ipynb', '21_benchmark_colab.ipynb', '22_own_images.ipynb']
+DEFAULT = ['10_visual.ipynb', '11_widgets.ipynb', '20_quickstart.ipynb', '21_benchmark_colab.ipynb', '22_own_images.ipynb',
+           '23_deploy.ipynb', '24_robustness.ipynb']
 MAX_BYTES = 2_000_000
-BARS_FAIL = False   # frozen progress-bar widgets: a failure once every committed notebook has been rewritten, a warning until then
+BARS_FAIL = True    # frozen progress-bar widgets in a committed notebook fail the check (every notebook now commits them as text)
 VIEW, STATE = 'application/vnd.jupyter.widget-view+json', 'application/vnd.jupyter.widget-state+json'
 
 def _models(nb)->dict:
