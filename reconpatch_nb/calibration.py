@@ -133,13 +133,12 @@ def _score_held_out(net, feats:Tensor, rows:Tensor, held:list, grid:tuple, size:
     c, P, out = config, grid[0] * grid[1], {}
     embed = (lambda x: x.float()) if net is None else (lambda x: net.embed(x.to(dev, torch.float32)).cpu())
     nn_ = NearestNeighbours(fold_bank(embed, feats, rows, c, dev), use_gpu=dev.type == 'cuda')
-    for s in range(0, len(held), c['extract_batch_size']):
+    for s in range(0, len(held), c['extract_batch_size']):   # embedded a batch at a time, scored as `loo_scores` scores
         ids = held[s:s + c['extract_batch_size']]
-        q = embed(torch.cat([feats[i * P:(i + 1) * P] for i in ids])).reshape(len(ids), P, -1)
-        patch, _ = patch_scores(nn_, q)
-        sc = image_scores(patch, q, nn_, reweight=c['reweight'], b=c['reweight_b'])
-        maps = anomaly_map(patch.reshape(len(ids), *grid), size=size, sigma=c['blur_sigma'])
-        for j, i in enumerate(ids): out[i] = (float(sc[j]), maps[j, ::4, ::4].reshape(-1).numpy(), float(maps[j].max()))
+        q = embed(torch.cat([feats[i * P:(i + 1) * P] for i in ids]))
+        sc, pix, peak = loo_scores(nn_, q, list(range(len(ids))), grid, size, reweight=c['reweight'], b=c['reweight_b'],
+                                   sigma=c['blur_sigma'], batch=len(ids), mask=False)   # the images are not in this bank
+        for j, i in enumerate(ids): out[i] = (float(sc[j]), pix.reshape(len(ids), -1)[j], float(peak[j]))
     return out
 
 def fold_scores(fold_net, # rows -> f fitted on those rows (an `nn.Module` with `embed`), or None (PatchCore)

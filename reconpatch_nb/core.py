@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import torch
+from .config import check_range
 
 # %% auto #0
 __all__ = ['IN_TEST', 'MAX_AUTO_THREADS', 'AUTO_THREADS_MAX_AGE', 'ReConPatchError', 'DataError', 'WeightsUnavailableError',
@@ -135,8 +136,7 @@ def _auto_threads_cached()->int:
 def threads_scope(threads:int|None=None, # torch CPU threads; None: `auto_threads()`, or the enclosing scope's count
                  ):
     "Run the enclosed block with `threads` torch (and faiss) CPU threads; the previous counts are restored after."
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= 1024):
-        raise ValueError(f"threads={threads!r}: expected an int in [1, 1024] or None (automatic)")
+    check_range('threads', threads)   # config's range, as the CLI's --threads; None: automatic
     if threads is None: threads = _thread_scopes[-1] if _thread_scopes else _auto_threads_cached()
     faiss = sys.modules.get('faiss')
     prev, prev_faiss = torch.get_num_threads(), faiss.omp_get_max_threads() if faiss is not None else None

@@ -13,25 +13,18 @@ from fastcore.basics import patch
 import reconpatch_nb
 from .core import DataError, ReConPatchError, atomic_write_bytes
 from .backbone import aggregate_patch_features
-from .memory_bank import anomaly_map
+from .memory_bank import NearestNeighbours, anomaly_map
 from .model import ReConPatch
 
 # %% auto #0
 __all__ = ['neighbour_table', 'ScoringGraph', 'export_metadata', 'check_parity', 'export_onnx']
 
 # %% ../nbs/14_export.ipynb #adc478bd
-def neighbour_table(bank:torch.Tensor, # (M, D) memory bank
+def neighbour_table(nn:NearestNeighbours, # the bank's search (a model's `build_index()`)
                     b:int, # neighbours per bank vector, itself included
-                    chunk_rows:int=4096, # bank rows searched at a time (bounded memory)
                    )->torch.Tensor: # (M, min(b, M)) indices, nearest first
-    "The `b` nearest bank vectors of every bank vector (exact, squared Euclidean), for the re-weighting."
-    bank = bank.float(); sq = (bank * bank).sum(1); k = min(b, len(bank)); out = []
-    for s in range(0, len(bank), chunk_rows):
-        q = bank[s:s + chunk_rows]
-        d2 = (q * q).sum(1, keepdim=True) - 2 * q @ bank.T + sq
-        d2[torch.arange(len(q)), torch.arange(s, s + len(q))] = -1.   # itself first, as an exact search finds it
-        out.append(d2.topk(k, dim=1, largest=False).indices)
-    return torch.cat(out)
+    "The `b` nearest bank vectors of every bank vector, found by the search `predict`'s re-weighting uses for them."
+    return nn.search(nn.bank, k=min(b, len(nn)))[1]
 
 # %% ../nbs/14_export.ipynb #04d6e51c
 class ScoringGraph(nn.Module):
@@ -49,7 +42,7 @@ class ScoringGraph(nn.Module):
         self.chunks = [(s, min(s + chunk_rows, len(bank))) for s in range(0, len(bank), chunk_rows)]
         self.register_buffer('bank', bank); self.register_buffer('bank_sq', (bank * bank).sum(1))
         self.dim, self.sigma, self.reweight = c['feature_dim'], float(c['blur_sigma']), bool(c['reweight'])
-        self.register_buffer('nbr', neighbour_table(bank, c['reweight_b'], chunk_rows) if self.reweight else torch.zeros(0, dtype=torch.long))
+        self.register_buffer('nbr', neighbour_table(model.build_index(), c['reweight_b']) if self.reweight else torch.zeros(0, dtype=torch.long))
 
     def nearest(self, q:torch.Tensor)->torch.Tensor: # (Q, D) -> (Q,) distance to the nearest bank vector
         qq = (q * q).sum(1, keepdim=True)

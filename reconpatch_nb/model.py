@@ -31,7 +31,7 @@ class ReConPatch(Detector):
                  progress:bool=True, # show progress bars
                  threads:int|None=None, # torch CPU threads for fit and predict; None: the idle cores (`core.auto_threads`)
                  **config): # any key of `DEFAULTS`
-        with threads_scope(threads if threads is not None else 1): pass   # checks `threads` now, not after the features
+        check_range('threads', threads)   # now, not after the features (None: automatic)
         self.method, self.progress, self.threads, self.config = method, progress, threads, _check_config(method, config)
         self.config['mean'], self.config['std'] = _resolve_normalization(self.config)
         self.device = get_device(device)
