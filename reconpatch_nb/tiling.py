@@ -4,22 +4,24 @@
 
 # %% ../nbs/15_tiling.ipynb #6f5aed53
 from __future__ import annotations
-import math
+import math, os, sys, time
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 from PIL import Image
+from .config import RANGES, check_range, in_range, range_text
 from .core import DataError, ReConPatchError, measure, release_memory, seed_everything, seeded, threads_scope
-from .data import load_image, to_tensor
+from .data import load_image, load_mask, to_tensor
 from .calibration import calibrate
 from .synthetic import synthetic_image
 from .model import ReConPatch
 
 # %% auto #0
-__all__ = ['tile_starts', 'tile_grid', 'blend_window', 'stitch', 'as_image', 'image_tiles', 'predict_tiled', 'tiled_fit_bytes',
-           'TileDataset', 'fit_tiled', 'large_synthetic']
+__all__ = ['TILE_RANGE', 'MAX_TILES_RANGE', 'tile_starts', 'tile_grid', 'blend_window', 'stitch', 'as_image', 'image_tiles',
+           'check_tiling', 'stored_tiling', 'predict_tiling', 'predict_tiled', 'tiled_fit_bytes', 'TileDataset',
+           'fit_tiled', 'large_synthetic', 'evaluate_tiled', 'fit_tiled_to_file']
 
 # %% ../nbs/15_tiling.ipynb #255b3562
 def tile_starts(length:int, # image side in pixels
@@ -90,13 +92,46 @@ def image_tiles(x:torch.Tensor, # (3, H, W) normalised image
     return torch.stack([x[:, t:t + tile, l:l + tile] for t, l in pos]), pos
 
 # %% ../nbs/15_tiling.ipynb #cbd0f56f
-def _tiling(model, tile, overlap)->tuple[int, int]:
-    "The tile size and overlap: given, else the model's tiled fit's, else the model's crop and 32 px."
-    t = model.calibration.get('tiling', {}) if isinstance(getattr(model, 'calibration', None), dict) else {}
-    tile = tile or t.get('tile') or model.config['crop']
-    overlap = t.get('overlap', min(32, tile // 4)) if overlap is None else overlap
-    tile_starts(tile, tile, overlap)   # checks both
+TILE_RANGE = RANGES['crop']          # a tile is the backbone's input, as the crop is: the crop's range
+MAX_TILES_RANGE = (int, 1, 100_000)  # tiles per image in a tiled fit (`max_tiles`)
+
+def _named(name:str, v)->str: return f"{name} {v}" if name.startswith('--') else f"{name}={v!r}"
+
+def check_tiling(tile, # tile side
+                 overlap, # pixels shared by neighbouring tiles
+                 names:tuple=('tile', 'overlap'), # their names in the message: ('--tile', '--tile-overlap') on the command line
+                ):
+    "A one-line `ValueError` naming the setting unless `tile` is in `TILE_RANGE` and 0 <= `overlap` < `tile`."
+    for name, v, spec in ((names[0], tile, TILE_RANGE), (names[1], overlap, (int, 0, int(tile) - 1))):
+        if not in_range(v, spec):
+            raise ValueError(f"{_named(name, v)}: expected {'an integer' if name.startswith('--') else 'an int'} in {range_text(spec)}"
+                             + (f" (less than the tile, {tile} px)" if name == names[1] else ''))
+
+def stored_tiling(model)->dict|None:
+    "The tiling `fit_tiled` stored in a model (tile, overlap, tiles_per_image, n_tiles), else None."
+    cal = getattr(model, 'calibration', None)
+    return cal.get('tiling') if isinstance(cal, dict) else None
+
+def _default_overlap(tile)->int: return min(32, tile // 4) if in_range(tile, TILE_RANGE) else 0
+
+def _tiling(model, tile=None, overlap=None, names=('tile', 'overlap'))->tuple[int, int]:
+    "The tile size and overlap: given, else the model's tiled fit's, else its crop and min(32, tile / 4); checked."
+    t = stored_tiling(model) or {}
+    tile = t.get('tile', model.config['crop']) if tile is None else tile
+    if overlap is None: overlap = t['overlap'] if t and tile == t['tile'] else _default_overlap(tile)
+    check_tiling(tile, overlap, names)
     return int(tile), int(overlap)
+
+def predict_tiling(model, # a fitted `ReConPatch` (or `Ensemble`: never fitted on tiles)
+                   tile:int|None=None, overlap:int|None=None, # given by the user, or None
+                   names:tuple=('tile', 'overlap'), # their names in messages
+                  )->tuple[int, int]|None: # (tile, overlap); None: score resized and centre-cropped
+    "How image files are scored: in tiles when `tile` is given or the model was fitted on tiles, else resized and cropped."
+    if tile is None and not stored_tiling(model):
+        if overlap is not None:
+            raise ValueError(f"{_named(names[1], overlap)} needs {names[0]}: the model was not fitted on tiles, so give the tile size too")
+        return None
+    return _tiling(model, tile, overlap, names)
 
 # %% ../nbs/15_tiling.ipynb #9ddfd6a4
 def predict_tiled(model, # a fitted `ReConPatch` (best fitted with `fit_tiled` at the same tile size)
@@ -149,9 +184,9 @@ class TileDataset(torch.utils.data.Dataset):
                  seed:int=0):
         if len(images) == 0: raise DataError("TileDataset: no images")
         self.images, self.tile, self.overlap, self.mean, self.std = list(images), int(tile), int(overlap), mean, std
+        check_range('max_tiles', max_tiles, MAX_TILES_RANGE)
         grids = [tile_grid(max(h, tile), max(w, tile), tile, overlap) for h, w in map(_image_size, self.images)]
         k = min(len(g) for g in grids) if max_tiles is None else min(max_tiles, *map(len, grids))
-        if k < 1: raise ValueError(f"max_tiles={max_tiles!r}: expected an int >= 1")
         rng = np.random.default_rng(seed)
         self.tiles = [(i, g[j]) for i, g in enumerate(grids)
                       for j in (range(k) if len(g) == k else sorted(rng.choice(len(g), k, replace=False)))]
@@ -171,18 +206,43 @@ class TileDataset(torch.utils.data.Dataset):
         return {'image': x[:, top:top + self.tile, left:left + self.tile].contiguous(), 'source': src, 'top': top, 'left': left}
 
 # %% ../nbs/15_tiling.ipynb #e108340a
+def _memory_bytes()->int|None:
+    "This machine's physical memory in bytes (None where it cannot be read)."
+    try: return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (ValueError, OSError, AttributeError): return None
+
+def _check_fit_memory(ds:TileDataset, config:dict, half:bool, max_bytes:int|None):
+    "A one-line `DataError` when the tiled fit's features (`tiled_fit_bytes`) would exceed `max_bytes` (None: half the memory)."
+    what = 'max_bytes'
+    if max_bytes is None:
+        if (total := _memory_bytes()) is None: return
+        max_bytes, what = total // 2, "half this machine's memory"
+    need = tiled_fit_bytes(len(ds), ds.tile, config['feature_dim'], half, config['coreset_proj_dim'])
+    if need <= max_bytes: return
+    k = max(1, ds.tiles_per_image * max_bytes // need)
+    raise DataError(f"a tiled fit on {ds.n_images} images x {ds.tiles_per_image} tiles of {ds.tile} px would hold about "
+                    f"{need / 2**30:.2f} GiB of patch features, more than {max_bytes / 2**30:.2f} GiB ({what}): cap the tiles "
+                    f"per image at {k} (--max-tiles {k}, max_tiles={k})")
+
 def fit_tiled(model:ReConPatch, # an unfitted (or to be refitted) model
               images, # paths, PIL images, uint8 arrays or normalised tensors of normal images, or a `TileDataset`
               tile:int|None=None, # tile side; None: the model's crop
-              overlap:int=32, # pixels shared by neighbouring tiles
+              overlap:int|None=None, # pixels shared by neighbouring tiles; None: a quarter of the tile, at most 32
               max_tiles:int|None=None, # tiles per image (a seeded subset; bounds memory, see above); None: all
               half:bool=True, # keep the patch features as float16 (half the memory)
+              max_bytes:int|None=None, # refuse, before any work, a fit whose features need more; None: half the machine's memory
              )->ReConPatch:
-    "Fit `model` on overlapping tiles of large normal images, calibrated on whole-image scores."
-    c = model.config
-    ds = images if isinstance(images, TileDataset) else TileDataset(images, tile or c['crop'], overlap, c['mean'], c['std'],
-                                                                     max_tiles, seed=c['seed'])
+    "Fit `model` on overlapping tiles of large normal images, calibrated on whole-image scores (the model's `calibration`)."
+    c, t0 = model.config, time.perf_counter()
+    if isinstance(images, TileDataset): ds = images
+    else:
+        tile = c['crop'] if tile is None else tile
+        overlap = _default_overlap(tile) if overlap is None else overlap
+        check_tiling(tile, overlap)
+        ds = TileDataset(images, tile, overlap, c['mean'], c['std'], max_tiles, seed=c['seed'])
+    _check_fit_memory(ds, c, half, max_bytes)
     T, n_img, t = ds.tiles_per_image, ds.n_images, ds.tile
+    grid_img = lambda h, w: ((T * h, w), (T * t, t))   # one image: its tiles stacked into one tall grid and size
     model.timings = {}
     with threads_scope(model.threads), seeded(c['seed']):
         with measure(model.timings, 'features'):
@@ -191,20 +251,24 @@ def fit_tiled(model:ReConPatch, # an unfitted (or to be refitted) model
         feats, (h, w) = f.features, f.grid; del f
         seed_everything(c['seed'])
         with measure(model.timings, 'training'): model._fit_net(feats)
+        release_memory()
+        with measure(model.timings, 'calibration_folds'): held = model._fold_scores(feats, n_img, *grid_img(h, w))   # None: 'loo'
         emb = model._embed_all(feats, inplace=True); del feats; release_memory()
         with measure(model.timings, 'coreset'): model._select_bank(emb, h * w * T)   # bank_images: the large image
         with measure(model.timings, 'calibration'):
-            cal = calibrate(model.bank, model.bank_images, emb, n_img, (T * h, w), (T * t, t), c, device=model.device)
+            cal = calibrate(model.bank, model.bank_images, emb, n_img, *grid_img(h, w), c, device=model.device, held_out=held)
     model.calibration, model.nominal_stats, model.pixel_threshold = cal['calibration'], cal['nominal_stats'], cal['pixel_threshold']
     model.set_threshold(cal['threshold'], cal['threshold_rule'] + f' (maximum over {T} tiles of {t} px per image)')
     model.calibration['tiling'] = dict(tile=t, overlap=ds.overlap, tiles_per_image=T, n_tiles=len(ds))
+    model.timings['fit_seconds'] = round(time.perf_counter() - t0, 3)
     return model
 
 # %% ../nbs/15_tiling.ipynb #926baf4e
 @patch
-def fit_tiled(self:ReConPatch, images, tile:int|None=None, overlap:int=32, max_tiles:int|None=None, half:bool=True)->ReConPatch:
+def fit_tiled(self:ReConPatch, images, tile:int|None=None, overlap:int|None=None, max_tiles:int|None=None, half:bool=True,
+              max_bytes:int|None=None)->ReConPatch:
     "Fit on overlapping tiles of large normal images (see `tiling.fit_tiled`)."
-    return fit_tiled(self, images, tile, overlap, max_tiles, half)
+    return fit_tiled(self, images, tile, overlap, max_tiles, half, max_bytes)
 
 # %% ../nbs/15_tiling.ipynb #64e248d5
 def large_synthetic(category:str='granite', # a texture of `SYNTHETIC_CATEGORIES` (weave, timber, granite)
@@ -231,3 +295,46 @@ def large_synthetic(category:str='granite', # a texture of `SYNTHETIC_CATEGORIES
 
 # %% ../nbs/15_tiling.ipynb #9b250fc6
 def _peak_in(amap:np.ndarray, mask:np.ndarray)->bool: return bool(mask.reshape(-1)[int(amap.argmax())])
+
+# %% ../nbs/15_tiling.ipynb #133f131b
+def evaluate_tiled(model, # a fitted `ReConPatch`
+                   samples:list, # `data.Sample`s (image files, labels, mask files), any sizes
+                   tile:int|None=None, overlap:int|None=None, # the tiling; None: the model's (`predict_tiled`)
+                   max_pixels:int=2_000_000, seed:int=0, # pixels kept for the pixel metrics (seeded subsample)
+                  ):
+    "An `Evaluation` of whole images scored in tiles: image and pixel metrics, recall and false-positive rate at the threshold."
+    from reconpatch_nb.evaluation import Evaluation, PixelAccumulator, _image_metrics, _threshold_metrics
+    t0, acc, table, thr = time.perf_counter(), PixelAccumulator(max_pixels, seed), [], getattr(model, 'threshold', None)
+    for s in samples:
+        score, amap = predict_tiled(model, s.path, tile, overlap)
+        if s.label == 0 or s.mask_path is not None:   # good images: all-zero masks; a defect without a mask: no pixels
+            mask = (np.zeros(amap.shape, bool) if s.label == 0 else
+                    np.asarray(load_mask(s.mask_path).resize(amap.shape[::-1], Image.NEAREST)) > 0)
+            acc.update(mask[None], amap[None])
+        table.append(dict(path=str(s.path), label=int(s.label), defect=s.defect, score=score, pred=None if thr is None else int(score >= thr)))
+    ev = Evaluation(table); y, sc = ev.labels, ev.scores
+    ev.metrics = {**_image_metrics(y, sc), **acc.compute(), **_threshold_metrics(model, y, sc),
+                  'n_images': int(y.size), 'n_defect': int(y.sum()), 'seconds': time.perf_counter() - t0}
+    return ev
+
+def fit_tiled_to_file(method:str, out:str|Path, # method, model file to write
+                      data=None, category=None, fmt:str='auto', # a dataset category's good training images ...
+                      normal=None, defective=None, masks=None, # ... or your own folders (as `runs.fit_to_file`)
+                      pretrained:bool|None=True, device=None,
+                      tile:int|None=None, overlap:int|None=None, max_tiles:int|None=None, # the tiling (see `fit_tiled`)
+                      **kw)->tuple[ReConPatch, str]:
+    "`runs.fit_to_file` in tiles: fit on tiles of the good images at their own resolution and save; (model, a report)."
+    from reconpatch_nb.runs import open_dataset, random_backbone_warning, resolve_pretrained
+    from reconpatch_nb.data import folder_samples, holdout_split
+    if data is not None: train, test, what = open_dataset(data, category, 'train', fmt).samples, None, category
+    elif defective is None: train, test, what = folder_samples(normal, None, masks), None, str(normal)
+    else: (train, test), what = holdout_split(folder_samples(normal, defective, masks), seed=kw.get('seed', 0)), str(normal)
+    pretrained = resolve_pretrained(pretrained, kw.get('backbone'), kw.get('layers'), kw.get('weights'))
+    if (w := random_backbone_warning(pretrained, kw)): print(w, file=sys.stderr)
+    model = fit_tiled(ReConPatch(method, device=device, pretrained=pretrained, **kw), [s.path for s in train], tile, overlap, max_tiles)
+    model.save(out); t = model.calibration['tiling']
+    rep = (f"fitted {method} on {what} ({len(train)} images, {t['tiles_per_image']} tiles of {t['tile']} px each, overlap "
+           f"{t['overlap']} px) in {model.timings['fit_seconds']:.1f} s; bank {tuple(model.bank.shape)}; threshold "
+           f"{model.threshold:.4g} ({model.threshold_rule}); saved {out}")
+    if test: rep += f"\nheld-out test ({len(test)} images, each scored whole in tiles):\n" + evaluate_tiled(model, test).summary()
+    return model, rep
