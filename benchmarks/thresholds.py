@@ -53,6 +53,7 @@ def main():
     p.add_argument('--set', nargs='*', default=[], help='model settings KEY=VALUE (JSON values), e.g. threshold_percentile=99')
     p.add_argument('--json', default=None, help='write the rows here')
     p.add_argument('--folds', type=int, default=0, help='also score each training image by a model fitted without it (k folds)')
+    p.add_argument('--models', default=None, help='save each fitted model here (<category>_<method>_seed<seed>.rcp)')
     a = p.parse_args()
     from reconpatch_nb.synthetic import make_synthetic_dataset, SYNTHETIC_CATEGORIES
     from reconpatch_nb.data import AnomalyDataset
@@ -86,6 +87,7 @@ def main():
                          threshold=m.threshold, loo=list(m.calibration.get('scores', [])), fresh=f.tolist(), shift=sh.tolist())
                 if a.folds: r['kfold'] = kfold_scores(ReConPatch, dict(method=meth, seed=seed, **kw), train, feats, a.folds).tolist()
                 r['fit_s'] = round(time.perf_counter() - t0, 1)
+                if a.models: m.save(Path(a.models)/f'{cat}_{meth}_seed{seed}.rcp')
                 rows.append(r); print(json.dumps({k: v for k, v in r.items() if not isinstance(v, list)}), flush=True)
                 if a.json: Path(a.json).write_text(json.dumps(rows))
     if a.json: Path(a.json).write_text(json.dumps(rows, indent=1))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08a_calibration.ipynb #371a73fb
 from __future__ import annotations
-import warnings
+import math, warnings
 import numpy as np
 import torch
 from torch import Tensor
@@ -14,7 +14,7 @@ from .evaluation import percentile_threshold
 
 # %% auto #0
 __all__ = ['CALIBRATIONS', 'nearest_other_image', 'loo_index', 'loo_scores', 'fold_blocks', 'fold_bank', 'fold_scores',
-           'calibrate', 'ensemble_calibration']
+           'false_alarm_bound', 'describe_far', 'calibrate', 'ensemble_calibration']
 
 # %% ../nbs/08a_calibration.ipynb #031011a8
 def _spread(x:np.ndarray)->float:
@@ -88,18 +88,6 @@ def loo_scores(nn:NearestNeighbours, # the bank's search: `loo_index`'s, or any 
         pix.append(maps[:, ::4, ::4].reshape(-1).numpy()); peak.append(maps.flatten(1).amax(1).numpy())
     return np.concatenate(scores).astype(np.float32), np.concatenate(pix), np.concatenate(peak).astype(np.float32)
 
-# %% ../nbs/08a_calibration.ipynb #f20c94d0
-def _warn_calibration(n:int, held_out:bool, q:float): # calibration images, whether they were left out, the percentile
-    "Warn when the threshold comes from images scored against themselves, or from fewer than `MIN_CALIBRATION_IMAGES`."
-    if not held_out:
-        warnings.warn("the bank holds the patches of a single training image, which cannot be left out of it: the nominal "
-                      "statistics and the threshold come from training images scored against themselves and are biased "
-                      f"low; fit on at least {MIN_CALIBRATION_IMAGES} images (better 50+)")
-    elif n < MIN_CALIBRATION_IMAGES:
-        warnings.warn(f"only {n} normal images decide the threshold (percentile-{q:g} of their leave-one-image-out "
-                      f"scores), so it is little more than their largest score; fit on at least {MIN_CALIBRATION_IMAGES} "
-                      "images (better 50+) or choose it with set_threshold")
-
 # %% ../nbs/08a_calibration.ipynb #67e1e88c
 CALIBRATIONS = ('kfold', 'loo')   # held-out folds (default), or leave-one-image-out against the final bank
 
@@ -157,6 +145,71 @@ def fold_scores(fold_net, # rows -> f fitted on those rows (an `nn.Module` with 
     return (np.array([out[i][0] for i in images], np.float32), np.concatenate([out[i][1] for i in images]),
             np.array([out[i][2] for i in images], np.float32))
 
+# %% ../nbs/08a_calibration.ipynb #458c38cf
+def _binom_sf(k:int, n:int, p:float)->float:
+    "P(X >= k) for X ~ Binomial(n, p), summed in log space (exact for the n of a calibration)."
+    if k <= 0: return 1.
+    if k > n or p <= 0: return 0.
+    if p >= 1: return 1.
+    i = np.arange(k, n + 1)
+    logc = np.array([math.lgamma(n + 1) - math.lgamma(x + 1) - math.lgamma(n - x + 1) for x in i])
+    return float(np.exp(logc + i * math.log(p) + (n - i) * math.log1p(-p)).sum())
+
+# %% ../nbs/08a_calibration.ipynb #061542b0
+def false_alarm_bound(scores, # held-out scores of good images (the calibration scores)
+                      threshold:float, # the image threshold (a score >= it is called a defect)
+                      confidence:float=0.95, # one-sided confidence of the upper bound
+                     )->dict: # n, below (scores <= threshold), expected, upper, confidence
+    "The share of new good images a `threshold` flags: its expectation and an upper bound at `confidence` (order statistics, distribution-free)."
+    s = np.asarray(scores, np.float64).reshape(-1)
+    if s.size == 0: raise DataError('false_alarm_bound: no calibration scores')
+    if not 0 < confidence < 1: raise DataError(f'false_alarm_bound: confidence={confidence!r}, expected a value in (0, 1)')
+    n, j = int(s.size), int((s <= threshold).sum())   # the threshold lies at or above the j-th smallest score
+    if j == 0: return dict(n=n, below=0, expected=1., upper=1., confidence=confidence)
+    a, lo, hi = n + 1 - j, 0., 1.   # the rate is Beta(a, j): P(rate <= p) = P(Binomial(n, p) >= a)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _binom_sf(a, n, mid) < confidence else (lo, mid)
+    return dict(n=n, below=j, expected=a / (n + 1), upper=hi, confidence=confidence)
+
+# %% ../nbs/08a_calibration.ipynb #3c0dc5eb
+def _expected_far(n:int, q:float)->float: # calibration images, percentile
+    "The expected false-alarm rate at the percentile-`q` threshold of `n` distinct held-out scores."
+    j = n if q >= 100 else int(math.floor(q / 100 * (n - 1))) + 1
+    return (n + 1 - j) / (n + 1)
+
+def images_needed(q:float, # the threshold percentile
+                  factor:float=2., # how far above the asked rate (1 - q/100) the expectation may lie
+                 )->int:
+    "The fewest calibration images whose percentile-`q` threshold expects at most `factor` times the asked rate."
+    asked = 1 - q / 100
+    if asked <= 0: return 0
+    return next(n for n in range(1, 10**6) if _expected_far(n, q) <= factor * asked)
+
+# %% ../nbs/08a_calibration.ipynb #dbb794d9
+def describe_far(far:dict, # `false_alarm_bound`'s output (with 'asked' when a percentile set the threshold)
+                )->str:
+    "One line: the false-alarm rate a threshold expects on new good images, its bound and what it rests on."
+    txt = (f"false alarms expected <= {100 * far['expected']:.1f}% of good images (<= {100 * far['upper']:.1f}% at "
+           f"{100 * far['confidence']:g}% confidence), from {far['n']} held-out good images")
+    return txt + (f"; {100 * far['asked']:g}% asked" if far.get('asked') else '')
+
+# %% ../nbs/08a_calibration.ipynb #f20c94d0
+def _warn_calibration(n:int, held_out:bool, q:float): # calibration images, whether they were left out, the percentile
+    "Warn when the threshold comes from images scored against themselves, from fewer than `MIN_CALIBRATION_IMAGES`, or from too few to promise the asked rate."
+    if not held_out:
+        warnings.warn("the bank holds the patches of a single training image, which cannot be left out of it: the nominal "
+                      "statistics and the threshold come from training images scored against themselves and are biased "
+                      f"low; fit on at least {MIN_CALIBRATION_IMAGES} images (better 50+)")
+    elif n < MIN_CALIBRATION_IMAGES:
+        warnings.warn(f"only {n} normal images decide the threshold (percentile-{q:g} of their held-out "
+                      f"scores), so it is little more than their largest score; fit on at least {MIN_CALIBRATION_IMAGES} "
+                      "images (better 50+) or choose it with set_threshold")
+    elif q < 100 and _expected_far(n, q) > 2 * (1 - q / 100):
+        warnings.warn(f"{n} good images set the threshold: at their percentile-{q:g} expect up to "
+                      f"{100 * _expected_far(n, q):.1f}% false alarms on new good images, not the {100 - q:g}% asked; "
+                      f"{images_needed(q)}+ images make it at most {2 * (100 - q):g}% (model.calibration['far'] has the bound)")
+
 # %% ../nbs/08a_calibration.ipynb #4f535ba8
 def calibrate(bank:Tensor, # (M, D) the final bank
               bank_images:Tensor, # (M,) the training image of each bank vector
@@ -166,7 +219,7 @@ def calibrate(bank:Tensor, # (M, D) the final bank
               device=None, # where to compute (None: the GPU when present)
               held_out:tuple|None=None, # `fold_scores`' (scores, map values, map maxima); None: leave-one-image-out scores
              )->dict: # calibration, nominal_stats, threshold, threshold_rule, pixel_threshold
-    "Nominal statistics, the image threshold and the mask's pixel threshold from held-out scores of the training images."
+    "Nominal statistics, the image threshold with the false-alarm rate it expects, and the mask's pixel threshold from held-out scores of the training images."
     c, q = config, config['threshold_percentile']
     images = _calibration_images(n_img, c['calibration_max_images'], c['seed'])
     if held_out is not None: (scores, pix, peak), left_out, how = held_out, True, f"{c['calibration_folds']}-fold held-out"
@@ -177,11 +230,13 @@ def calibrate(bank:Tensor, # (M, D) the final bank
         scores, pix, peak = loo_scores(nn_, emb, images, grid, size, reweight=c['reweight'], b=c['reweight_b'], sigma=c['blur_sigma'],
                                        batch=c['extract_batch_size'], mask=left_out)
     _warn_calibration(len(images), left_out, q)
+    thr = percentile_threshold(scores, q)
     return dict(calibration=dict(n_images=int(n_img), images=[int(i) for i in images], scores=[float(x) for x in scores],
-                                 map_max=[float(x) for x in peak], method=how if left_out else 'none'),
+                                 map_max=[float(x) for x in peak], method=how if left_out else 'none',
+                                 far={**false_alarm_bound(scores, thr), 'asked': (100 - q) / 100}),
                 nominal_stats=dict(mean=float(scores.mean()), std=_spread(scores), n=int(len(scores)),
                                    pixel_mean=float(pix.mean()), pixel_std=_spread(pix), held_out=left_out),
-                threshold=percentile_threshold(scores, q), pixel_threshold=percentile_threshold(peak, q),
+                threshold=thr, pixel_threshold=percentile_threshold(peak, q),
                 threshold_rule=(f'percentile-{q:g} of {len(images)} {how} nominal image scores' if left_out
                                 else f'percentile-{q:g} of training image scores (biased low)'))
 

@@ -16,7 +16,7 @@ from .core import (DataError, ModelFileError, ReConPatchError, atomic_torch_save
 from .backbone import Backbone, Features, PatchFeatureExtractor, backbone_normalization
 from .training import ReConPatchNet, TrainConfig, train_reconpatch
 from .memory_bank import NearestNeighbours, anomaly_map, greedy_coreset, image_scores, patch_scores
-from .calibration import CALIBRATIONS, calibrate, fold_scores
+from .calibration import CALIBRATIONS, calibrate, describe_far, false_alarm_bound, fold_scores
 from .ensemble import FORMAT, FORMAT_VERSION, Detector, Ensemble, _check_items, _image_batch, _plain, _read_model_file
 from .data import IMAGENET_MEAN, IMAGENET_STD, AnomalyDataset, check_normalization
 
@@ -42,9 +42,10 @@ class ReConPatch(Detector):
         self._backbone_state = None                      # a random backbone's weights, for the model file
 
     def __repr__(self):
-        c = self.config
+        c, far = self.config, self.false_alarms()
+        thr = '' if self.threshold is None else f", threshold={self.threshold:.4g}" + (f" ({describe_far(far)})" if far else '')
         return (f"ReConPatch(method={self.method!r}, backbone={c['backbone']!r}, crop={c['crop']}, "
-                f"fitted={self.is_fitted}, bank={None if self.bank is None else tuple(self.bank.shape)})")
+                f"fitted={self.is_fitted}, bank={None if self.bank is None else tuple(self.bank.shape)}{thr})")
 
     @property
     def is_fitted(self): return self.bank is not None
@@ -130,6 +131,16 @@ class ReConPatch(Detector):
         "Set the decision threshold used by `predict`'s callers, the CLI and the widgets."
         if not np.isfinite(value): raise ValueError(f"threshold={value}: expected a finite number")
         self.threshold, self.threshold_rule = float(value), rule
+        if self.calibration.get('scores'):   # what it expects of new good images, from the held-out scores
+            q = self.config['threshold_percentile']
+            self.calibration['far'] = {**false_alarm_bound(self.calibration['scores'], self.threshold),
+                                       'asked': (100 - q) / 100 if rule.startswith('percentile') else None}
+
+    def false_alarms(self)->dict|None:
+        "The share of new good images the threshold flags, expected and bounded (08a's `false_alarm_bound`); None unfitted."
+        cal = self.calibration
+        if self.threshold is None or not cal.get('scores'): return None
+        return cal.get('far') or {**false_alarm_bound(cal['scores'], self.threshold), 'asked': None}   # model files saved before the bound was stored
 
     def normalize(self, scores, # image scores (or maps with `pixel=True`) in raw units
                   pixel:bool=False):
