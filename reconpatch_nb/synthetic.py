@@ -17,7 +17,7 @@ try: import fcntl  # POSIX file locks; without them (Windows) concurrent writers
 except ImportError: fcntl = None
 
 # %% auto #0
-__all__ = ['SYNTHETIC_CATEGORIES', 'GENERATOR_VERSION', 'MANIFEST_NAME', 'synthetic_defect_types', 'synthetic_image',
+__all__ = ['SYNTHETIC_CATEGORIES', 'GENERATOR_VERSION', 'SHIFTS', 'MANIFEST_NAME', 'synthetic_defect_types', 'synthetic_image',
            'make_synthetic_dataset', 'synthetic_conflict', 'show_synthetic']
 
 # %% ../nbs/02_synthetic.ipynb #8f116c11
@@ -426,6 +426,42 @@ def synthetic_image(category:str,             # one of `SYNTHETIC_CATEGORIES`
     if severity is not None and not 0 <= severity <= 1: raise ValueError(f'severity={severity!r} must lie in [0, 1]')
     return _synthesize(category, defect, size, np.random.default_rng(seed), severity)
 
+# %% ../nbs/02_synthetic.ipynb #3c8db226
+SHIFTS = ('gain', 'position', 'rotation', 'focus')   # the mild shifts of the `shifted` split, one per image in turn
+
+def _warp(img:np.ndarray, # (S, S, C) float image
+          angle:float, # degrees, counter-clockwise on screen
+          dx:float=0., dy:float=0., # shift in pixels (right, down)
+         )->np.ndarray:
+    "`img` turned about its centre and shifted, bilinear, the border pixels repeated where the image comes from outside."
+    S = img.shape[0]; c = (S - 1) / 2; th = np.deg2rad(angle)
+    y, x = np.mgrid[0:S, 0:S].astype(np.float64)
+    u, v = x - c - dx, y - c - dy   # where each output pixel comes from: the inverse turn of the shifted grid
+    xs = np.clip(np.cos(th) * u - np.sin(th) * v + c, 0, S - 1); ys = np.clip(np.sin(th) * u + np.cos(th) * v + c, 0, S - 1)
+    x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
+    x1, y1 = np.minimum(x0 + 1, S - 1), np.minimum(y0 + 1, S - 1)
+    wx, wy = (xs - x0)[..., None], (ys - y0)[..., None]
+    return ((img[y0, x0] * (1 - wx) + img[y0, x1] * wx) * (1 - wy) + (img[y1, x0] * (1 - wx) + img[y1, x1] * wx) * wy).astype(np.float32)
+
+# %% ../nbs/02_synthetic.ipynb #d379e9c3
+def _shift(kind:str, # one of `SHIFTS`
+           rng, img:np.ndarray, # the generator and a clean float image (S, S, 3)
+          )->np.ndarray:
+    "`img` under a mild shift of `kind`, its size drawn from `rng` (sizes at 256 px, scaled with the image)."
+    S, sign = img.shape[0], lambda: rng.choice((-1., 1.))
+    if kind == 'gain': return img * (1 + sign() * rng.uniform(0.06, 0.12)) * rng.uniform(0.97, 1.03, 3).astype(np.float32)
+    if kind == 'position': return _warp(img, 0, *(sign() * rng.uniform(2, 5) * S / 256 for _ in range(2)))
+    if kind == 'rotation': return _warp(img, sign() * rng.uniform(1, 2))
+    if kind == 'focus': return _blur(img, rng.uniform(0.8, 1.3) * S / 256)
+    raise ValueError(f'kind={kind!r}: expected one of {", ".join(SHIFTS)}')
+
+def _synthesize_shifted(category, S, rng, kind)->np.ndarray:
+    "A good image of `category` under the mild shift `kind`, lit and with sensor noise as every other image."
+    img, _ = _RENDER[category](rng, S)
+    shifted = _shift(kind, rng, img)
+    light, noise = _lighting(rng, S)
+    return _finish(shifted, light, noise)
+
 # %% ../nbs/02_synthetic.ipynb #a0b9dde3
 MANIFEST_NAME = 'synthetic.json'
 
@@ -441,14 +477,14 @@ def _names(n):
     return [f'{i:0{max(3, len(str(n - 1)))}d}' for i in range(n)]
 
 # %% ../nbs/02_synthetic.ipynb #11ae4536
-def _plan(category, n_train, n_test_good, n_test_defect):
+def _plan(category, n_train, n_test_good, n_test_defect, n_test_shifted=0):
     "Every file of a category: (relative path, split, defect or None, index, n of its kind, mask path or None)."
     out = [(f'train/good/{nm}.png', 'train', None, i, n_train, None) for i, nm in enumerate(_names(n_train))]
     out += [(f'test/good/{nm}.png', 'test', None, i, n_test_good, None) for i, nm in enumerate(_names(n_test_good))]
     for d in _DEFECTS[category]:
         out += [(f'test/{d}/{nm}.png', 'test', d, i, n_test_defect, f'ground_truth/{d}/{nm}_mask.png')
                 for i, nm in enumerate(_names(n_test_defect))]
-    return out
+    return out + [(f'shifted/good/{nm}.png', 'shifted', None, i, n_test_shifted, None) for i, nm in enumerate(_names(n_test_shifted))]
 
 # %% ../nbs/02_synthetic.ipynb #65961de2
 def _read_manifest(root:Path)->dict:
@@ -491,6 +527,8 @@ def _up_to_date(root:Path, cat:str, entry:dict|None, plan:list, params:dict)->bo
                 and all((root/cat/p).exists() and (m is None or (root/cat/m).exists()) for p, *_, m in plan))
 
 # %% ../nbs/02_synthetic.ipynb #243a88d2
+_LATER_PARAMS = ('n_test_shifted',)   # parameters added after datasets were written without them
+
 def _conflict(root:Path, # dataset root
               cat:str, # category
               entry:dict|None, # its manifest entry (None: the manifest does not know it)
@@ -502,7 +540,8 @@ def _conflict(root:Path, # dataset root
     if not d.is_dir(): return 'exists and is not a folder'
     if entry is None: return 'exists and was not written by make_synthetic_dataset'
     old = entry.get('params') or {}
-    diff = [f"{k} {old.get(k)} there, {v} now" for k, v in params.items() if k != 'version' and old.get(k) != v]
+    diff = [f"{k} {old.get(k)} there, {v} now" for k, v in params.items()   # a parameter newer than the files adds, loses nothing
+            if k != 'version' and old.get(k, v if k in _LATER_PARAMS else None) != v]
     return f"holds a synthetic category made with other parameters ({', '.join(diff)})" if diff and entry.get('complete') else None
 
 # %% ../nbs/02_synthetic.ipynb #69c5f5c5
@@ -510,7 +549,7 @@ def _todo(root:Path, man:dict, categories:list, params:dict, overwrite:bool)->li
     "(category, plan) of each category to draw; `DataError` for one that would replace what `_conflict` keeps (unless `overwrite`)."
     todo = []
     for cat in categories:
-        entry, plan = man['categories'].get(cat), _plan(cat, params['n_train'], params['n_test_good'], params['n_test_defect'])
+        entry, plan = man['categories'].get(cat), _plan(cat, params['n_train'], params['n_test_good'], params['n_test_defect'], params['n_test_shifted'])
         if not overwrite and _up_to_date(root, cat, entry, plan, params): continue
         if not overwrite and (why := _conflict(root, cat, entry, params)):
             raise DataError(f'{root/cat} {why}; refusing to replace it (pass overwrite=True to replace it, or choose another root)')
@@ -521,6 +560,8 @@ def _todo(root:Path, man:dict, categories:list, params:dict, overwrite:bool)->li
 def _draw_file(root:Path, cat:str, item:tuple, size:int, seed:int):
     "Draw one `_plan` item of `cat` (its severity and image from seeds of its own) and write it and its mask."
     rel, split, d, i, n, mrel = item
+    if split == 'shifted':
+        _save_png(_synthesize_shifted(cat, size, _rng(seed, cat, split, 'good', i), SHIFTS[i % len(SHIFTS)]), root/cat/rel); return
     sev = None if d is None else (i + _rng(seed, cat, 'severity', d, i).uniform())/n
     img, mask, _ = _synthesize(cat, d, size, _rng(seed, cat, split, d or 'good', i), sev)
     _save_png(img, root/cat/rel)
@@ -554,12 +595,13 @@ def _categories(categories:str|Sequence[str]|None)->list[str]:
     return categories
 
 # %% ../nbs/02_synthetic.ipynb #c8d58b16
-def _dataset_params(n_train, n_test_good, n_test_defect, size, seed)->dict:
+def _dataset_params(n_train, n_test_good, n_test_defect, size, seed, n_test_shifted=0)->dict:
     "The checked parameters of a dataset, as the manifest records them."
     _check_count('n_train', n_train, 1); _check_count('n_test_good', n_test_good, 0)
-    _check_count('n_test_defect', n_test_defect, 0); _check_count('seed', seed, 0); _check_size(size)
+    _check_count('n_test_defect', n_test_defect, 0); _check_count('n_test_shifted', n_test_shifted, 0)
+    _check_count('seed', seed, 0); _check_size(size)
     return dict(n_train=int(n_train), n_test_good=int(n_test_good), n_test_defect=int(n_test_defect),
-                size=int(size), seed=int(seed), version=GENERATOR_VERSION)
+                n_test_shifted=int(n_test_shifted), size=int(size), seed=int(seed), version=GENERATOR_VERSION)
 
 # %% ../nbs/02_synthetic.ipynb #e8853d78
 def make_synthetic_dataset(root:str|Path,               # dataset root; one folder per category is written under it
@@ -567,25 +609,26 @@ def make_synthetic_dataset(root:str|Path,               # dataset root; one fold
                            n_train:int=50,              # good training images per category
                            n_test_good:int=12,          # good test images per category
                            n_test_defect:int=6,         # test images per defect type
+                           n_test_shifted:int=12,       # good images under a mild shift (`SHIFTS`), in <category>/shifted/good
                            size:int=256,                # image side in pixels (>= 64)
                            seed:int=0,                  # dataset seed (>= 0)
                            overwrite:bool=False,        # redraw even a complete category with the same parameters
                            progress:bool=True,          # show a progress bar
                           )->Path:
-    "Write the synthetic dataset in the MVTec AD layout under `root` and return `root`."
+    "Write the synthetic dataset in the MVTec AD layout (and a `shifted` split of good images) under `root` and return `root`."
     root = Path(root)
     categories = _categories(categories)
-    params = _dataset_params(n_train, n_test_good, n_test_defect, size, seed)
+    params = _dataset_params(n_train, n_test_good, n_test_defect, size, seed, n_test_shifted)
     with _root_lock(root): _make(root, categories, params, overwrite, progress)
     return root
 
 # %% ../nbs/02_synthetic.ipynb #21b90977
 def synthetic_conflict(root:str|Path, # dataset root
                        categories:str|Sequence[str]|None=None, # as for `make_synthetic_dataset`
-                       n_train:int=50, n_test_good:int=12, n_test_defect:int=6, size:int=256, seed:int=0,
+                       n_train:int=50, n_test_good:int=12, n_test_defect:int=6, size:int=256, seed:int=0, n_test_shifted:int=12,
                       )->str|None:
     "'PATH: why' of the first category `make_synthetic_dataset(...)` would refuse to replace without `overwrite` (None: none)."
-    root = Path(root); params = _dataset_params(n_train, n_test_good, n_test_defect, size, seed)
+    root = Path(root); params = _dataset_params(n_train, n_test_good, n_test_defect, size, seed, n_test_shifted)
     man = _read_manifest(root) if root.is_dir() else {'categories': {}}
     for cat in _categories(categories):
         if (why := _conflict(root, cat, man['categories'].get(cat), params)): return f"{root/cat}: {why}"
