@@ -32,7 +32,9 @@ def _mean_rows(rows:list[dict])->list[dict]:
     return out
 
 # %% ../nbs/11b_report.ipynb #03b5132e
-THRESHOLD_METRICS = ('recall_at_threshold', 'fpr_at_threshold')   # at the model's stored threshold
+THRESHOLD_METRICS = ('recall_at_threshold', 'fpr_at_threshold',   # at the model's stored threshold, on the test split
+                     'fpr_shifted',       # ... on good images under a mild shift (the synthetic data's `shifted` split)
+                     'far_expected', 'far_upper')   # what the threshold promises: expected rate and its 95 % bound
 STAT_KEYS = ('fit_seconds', 'test_seconds', 'loss_first', 'loss_last', 'w_pairwise', 'w_contextual')
 
 def _agg(rows:list[dict], sd:bool=False)->dict:
@@ -77,6 +79,7 @@ PAPER_RESULTS = {
 _MD_COLS = (('category', 'category'), ('method', 'method'), ('image_auroc', 'image AUROC %'),
             ('pixel_auroc', 'pixel AUROC %'), ('aupro', 'AUPRO %'), ('image_f1_max', 'image F1-max %'),
             ('recall_at_threshold', 'recall % at threshold'), ('fpr_at_threshold', 'FPR % at threshold'),
+            ('far_expected', 'expected FPR % (95% bound)'), ('fpr_shifted', 'FPR % shifted good'),
             ('fit_seconds', 'fit s'), ('test_seconds', 'test s'))
 _PCT = ROW_METRICS + THRESHOLD_METRICS
 
@@ -100,21 +103,23 @@ def results_markdown(rows:list[dict],       # rows from `benchmark`
     def cell(r, k):
         v = r.get(k)
         if v is None: return ''
+        if k == 'far_expected': return f'{100*v:.1f}' + ('' if r.get('far_upper') is None else f" (≤ {100*r['far_upper']:.1f})")
         if k in _PCT: txt = f'{100*v:.{digits}f}'
         elif k.endswith('seconds'): txt = f'{v:.1f}'
         else: return str(v)
         sd = r.get(k + '_sd')
         return txt + ('' if sd is None else f' ± {100*sd if k in _PCT else sd:.{digits if k in _PCT else 1}f}')
-    lines = ['| ' + ' | '.join(h for _, h in _MD_COLS) + ' |', '|' + '---|'*len(_MD_COLS)]
+    cols = [(k, h) for k, h in _MD_COLS if k != 'fpr_shifted' or any(r.get(k) is not None for r in shown)]   # a split only some data has
+    lines = ['| ' + ' | '.join(h for _, h in cols) + ' |', '|' + '---|'*len(cols)]
     for r in shown:
         name = f"**{r['category']}**" if r['category'] == 'mean' else r['category']
-        lines.append('| ' + ' | '.join(name if k == 'category' else cell(r, k) for k, _ in _MD_COLS) + ' |')
+        lines.append('| ' + ' | '.join(name if k == 'category' else cell(r, k) for k, _ in cols) + ' |')
     random = any(r.get('pretrained') is False and not r.get('weights') for r in rows)
     paper = PAPER_RESULTS.get((dataset or '').lower(), {})
     for meth, v in ({} if random else paper).items():
         vals = dict(category='mean (published)', method=meth)
         lines.append('| ' + ' | '.join(vals.get(k) if k in vals else
-                                       ('' if v.get(k) is None else f'{v[k]:.{digits}f}') for k, _ in _MD_COLS) + ' |')
+                                       ('' if v.get(k) is None else f'{v[k]:.{digits}f}') for k, _ in cols) + ' |')
     notes = []
     ncat = {r['method']: r.get('n_categories') for r in rows if r['category'] == 'mean'}
     if len(set(ncat.values())) > 1:   # a run unfinished (the table is saved after every run) or failed
@@ -125,7 +130,10 @@ def results_markdown(rows:list[dict],       # rows from `benchmark`
     if random: notes.append('A randomly initialised backbone produced these rows: they are not comparable with published numbers'
                             + (', which are therefore not shown.' if paper else '.'))
     notes.append("Recall and false-positive rate (FPR) are at each model's stored threshold (its 99th percentile of held-out "
-                 "good images unless set otherwise), not at the best threshold.")
+                 "good images unless set otherwise), not at the best threshold. Expected FPR is what that threshold promises good "
+                 "images like the training ones (order statistics of its held-out scores; the 95% upper bound in brackets)"
+                 + ("; 'shifted good' are good images under a mild shift (gain, position, rotation, focus), where nothing is promised."
+                    if any(r.get('fpr_shifted') is not None for r in shown) else "."))
     made = list(dict.fromkeys(_produced_by(r) for r in rows if r.get('backbone')))
     if made: notes += ['Produced by: ' + m for m in made]
     errs = [f"- {r['category']} / {r['method']}: {r['error']}" for r in rows if r.get('error') and r['category'] != 'mean' and r.get('seed') != 'all']

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json, sys, time
 from pathlib import Path
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 import reconpatch_nb
@@ -24,7 +25,7 @@ from .predict_files import predict_images   # moved to its own module; importabl
 # %% auto #0
 __all__ = ['RANDOM_BACKBONE', 'DEMO_RANDOM_BACKBONE', 'detect_format', 'open_dataset', 'open_folders', 'resolve_pretrained',
            'random_backbone_warning', 'fit_with_fallback', 'benchmark', 'fit_to_file', 'load_detector', 'test_model',
-           'run_benchmark', 'run_demo']
+           'shifted_false_alarms', 'run_benchmark', 'run_demo']
 
 # %% ../nbs/11a_runs.ipynb #e913a90c
 def detect_format(root:str|Path)->str:
@@ -199,6 +200,18 @@ def _check_resume(out:Path, settings:dict, fingerprint:str|None=None):
         if diff: raise DataError(f"{f} holds rows made with other settings ({'; '.join(diff[:3])}): resuming would mix them; "
                                  f"use another output folder or the same settings")
 
+# %% ../nbs/11a_runs.ipynb #e1423553
+def shifted_false_alarms(model, # fitted: `predict_dataset` and `threshold`
+                         data:str|Path, category:str, # dataset root and category
+                         size:dict, # the readers' keywords: resize, crop, mean, std
+                         batch_size:int=8)->float|None: # share of the shifted good images flagged; None: no such split
+    "The false-alarm rate at the stored threshold on `<data>/<category>/shifted/good` (the synthetic data's `shifted` split)."
+    d = Path(data)/category/'shifted'/'good'
+    if model.threshold is None or not d.is_dir() or not any(d.iterdir()): return None
+    ds = AnomalyDataset.folder(d, **size)
+    s = np.concatenate([s for _, s, _ in model.predict_dataset(ds, batch_size=batch_size, progress=False)])
+    return float((s >= model.threshold).mean())
+
 # %% ../nbs/11a_runs.ipynb #5ecb8ff5
 def run_benchmark(data:str|Path, # dataset root
                   categories:list|None, methods:list, # what to fit (categories None: all under `data`)
@@ -220,9 +233,10 @@ def run_benchmark(data:str|Path, # dataset root
     settings = run_settings(c, pretrained); mean, std = _normalization(c)
     if resume: _check_resume(out, settings)
     random = not pretrained and not c['weights']
-    cache, sha, last = {}, {}, {}  # patch features of one category (and seed, for a random backbone), and the weights' fingerprint
+    cache, sha, last, cur = {}, {}, {}, {}  # patch features of one category (and seed, for a random backbone), the weights' fingerprint
+    size = dict(resize=c['resize'], crop=c['crop'], mean=mean, std=std)
     def fit_fn(category, method, seed):
-        size = dict(resize=c['resize'], crop=c['crop'], mean=mean, std=std)
+        cur['category'] = category   # for describe, which runs right after this fit
         train, test = (open_dataset(data, category, split, fmt, **size) for split in ('train', 'test'))
         k, mkw = (category, seed if random else None), {**kw, 'seed': seed}
         if k not in cache:
@@ -234,8 +248,10 @@ def run_benchmark(data:str|Path, # dataset root
         model.save(out/'models'/f'{category}_{method}{_tag(seed, seeds)}.rcp')
         return model, test
     def describe(model):
+        far = model.false_alarms() or {}
         return {**settings, **last, 'library_version': reconpatch_nb.__version__, 'threshold_rule': model.threshold_rule,
-                **training_stats(model.history)}
+                'far_expected': far.get('expected'), 'far_upper': far.get('upper'),
+                'fpr_shifted': shifted_false_alarms(model, data, cur['category'], size), **training_stats(model.history)}
     def after(category, method, model, test, ev):
         seed = model.config['seed']; ev.to_json(out/'metrics'/f'{category}_{method}{_tag(seed, seeds)}.json')
         if seed != seeds[0]: return   # figures of the first seed only
