@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from .core import DataError
 from .visual import heat_range, image_stats, show_prediction
 from .evaluation import f1_max
+from .calibration import describe_far, false_alarm_bound
 
 # %% auto #0
 __all__ = ['FILTERS', 'confusion_counts', 'CategoryResult', 'best_f1_threshold', 'AnomalyExplorer']
@@ -56,6 +57,7 @@ class CategoryResult:
     pixel_threshold:float|None = None                # the model's calibrated mask threshold; None: the image threshold
     mean:tuple|None = None                           # normalisation of the images; None: ImageNet's
     std:tuple|None = None
+    calibration_scores:np.ndarray|None = None        # the model's held-out good scores: what a threshold promises
 
     def __post_init__(self):
         self.scores = np.asarray(self.scores, dtype=np.float64).ravel()
@@ -134,7 +136,8 @@ def from_model(cls:CategoryResult, name:str,      # category name
     try: rng = heat_range(model)                 # one colour scale per model, from its nominal statistics
     except DataError: rng = {}
     return cls(name, dataset, np.concatenate(scores), maps, getattr(model, 'threshold', None), np.array(labels),
-               **rng, pixel_threshold=getattr(model, 'pixel_threshold', None), **image_stats(model))
+               **rng, pixel_threshold=getattr(model, 'pixel_threshold', None), **image_stats(model),
+               calibration_scores=(getattr(model, 'calibration', None) or {}).get('scores'))
 
 # %% ../nbs/11_widgets.ipynb #e5171cac
 def best_f1_threshold(labels, # (N,) 0/1
@@ -272,7 +275,7 @@ def mask_threshold(self:AnomalyExplorer)->float:
 # %% ../nbs/11_widgets.ipynb #36b1ddcd
 @patch
 def _show_stats(self:AnomalyExplorer):
-    "Write the category, the thresholds and the confusion counts into the stats box."
+    "Write the category, the thresholds, the confusion counts and the false-alarm rate the threshold expects into the stats box."
     c, r = self.confusion(), self.result
     f = lambda v: '–' if np.isnan(v) else f'{v*100:.1f}%'
     model_t = '' if r.threshold is None else f' (model: {r.threshold:.4g})'
@@ -284,7 +287,9 @@ def _show_stats(self:AnomalyExplorer):
         "<tr><td></td><td><b>pred. defect</b></td><td><b>pred. good</b></td></tr>"
         f"<tr><td><b>defect</b></td><td>TP {c['tp']}</td><td>FN {c['fn']}</td></tr>"
         f"<tr><td><b>good</b></td><td>FP {c['fp']}</td><td>TN {c['tn']}</td></tr></table>"
-        f"precision {f(c['precision'])}, recall {f(c['recall'])}, F1 {f(c['f1'])}")
+        f"precision {f(c['precision'])}, recall {f(c['recall'])}, F1 {f(c['f1'])}"
+        + ('' if r.calibration_scores is None or not len(r.calibration_scores) else   # what this threshold promises good images
+           f"<br>{html.escape(describe_far(false_alarm_bound(r.calibration_scores, self.threshold)))}"))
 
 # %% ../nbs/11_widgets.ipynb #4ffad97f
 @patch
