@@ -3,9 +3,10 @@
 
 For each synthetic category, method and seed: fit on the category's training images, then count the good images
 over `model.threshold` among (a) fresh good images drawn by the generator with another seed (no shift) and (b) the
-same fresh images under one mild shift each (brightness, contrast, colour gain, 1-2 degrees of rotation, a few px
-of translation, slight blur: severity 1 of `reconpatch_nb.perturb`, a kind per image in turn), beside the test
-split's image AUROC and what the model says it expects (`model.calibration`).
+data's `shifted` split (good images under a mild gain, position, rotation or focus shift, 02_synthetic), or where
+there is none the fresh images under severity 1 of `reconpatch_nb.perturb` (a kind per image in turn), beside the
+test split's metrics and what the threshold promises (`model.false_alarms()`). `--photos`: real photographs instead
+(benchmarks/photo_data.py).
 
     python benchmarks/thresholds.py --weights /tmp/realfeat/inception_v3_nsfw.pt --seeds 0 1 2 3 4
 
@@ -54,6 +55,8 @@ def main():
     p.add_argument('--json', default=None, help='write the rows here')
     p.add_argument('--folds', type=int, default=0, help='also score each training image by a model fitted without it (k folds)')
     p.add_argument('--models', default=None, help='save each fitted model here (<category>_<method>_seed<seed>.rcp)')
+    p.add_argument('--photos', action='store_true', help="the photo categories of benchmarks/photo_data.py (in --data, fresh crops in --fresh) "
+                   "instead of the synthetic ones")
     a = p.parse_args()
     from reconpatch_nb.synthetic import make_synthetic_dataset, SYNTHETIC_CATEGORIES
     from reconpatch_nb.data import AnomalyDataset
@@ -64,14 +67,20 @@ def main():
     if a.weights:
         kw = dict(backbone='timm/inception_v3', weights=a.weights, layers=(2, 3), mean=0, std=1, crop=256, resize=293, **extra)
     else: kw = dict(backbone='resnet18', pretrained=False, crop=224, resize=256, **extra)
-    make_synthetic_dataset(a.data, categories=cats, seed=0, progress=False)
-    make_synthetic_dataset(a.fresh, categories=cats, seed=1000, n_train=a.n_fresh, progress=False)   # fresh draws, same generator
+    if a.photos:
+        sys.path.insert(0, str(Path(__file__).parent)); from photo_data import make_photo_dataset
+        cats = make_photo_dataset(a.data, a.fresh, n_fresh=a.n_fresh)
+    else:
+        make_synthetic_dataset(a.data, categories=cats, seed=0, progress=False)
+        make_synthetic_dataset(a.fresh, categories=cats, seed=1000, n_train=a.n_fresh, progress=False)   # fresh draws, same generator
     rows = []
     for cat in cats:
         size = dict(resize=kw['resize'], crop=kw['crop'], mean=(0, 0, 0) if a.weights else None, std=(1, 1, 1) if a.weights else None)
         size = {k: v for k, v in size.items() if v is not None}
         train, test = (AnomalyDataset.mvtec(a.data, cat, s, **size) for s in ('train', 'test'))
         fresh = AnomalyDataset.mvtec(a.fresh, cat, 'train', **size)
+        split = Path(a.data)/cat/'shifted'/'good'   # the data's own shifted split (02_synthetic), else severity 1 of perturb
+        shifted = (lambda seed: AnomalyDataset.folder(split, **size)) if split.is_dir() else (lambda seed: MildShift(fresh, seed))
         for seed in a.seeds:
             feats = None
             for meth in a.methods:
@@ -80,11 +89,11 @@ def main():
                 if feats is None: feats = m.extract_features(train)
                 m.fit(train, features=feats)
                 ev = evaluate(m, test, progress=False)
-                f, sh = good_scores(m, fresh), good_scores(m, MildShift(fresh, seed))
+                f, sh = good_scores(m, fresh), good_scores(m, shifted(seed))
                 r = dict(category=cat, method=meth, seed=seed, image_auroc=100 * ev.metrics['image_auroc'],
                          pixel_auroc=100 * ev.metrics['pixel_auroc'], aupro=100 * ev.metrics['aupro'],
                          far_fresh=100 * float((f >= m.threshold).mean()), far_shift=100 * float((sh >= m.threshold).mean()),
-                         threshold=m.threshold, loo=list(m.calibration.get('scores', [])), fresh=f.tolist(), shift=sh.tolist())
+                         threshold=m.threshold, far_expected=100 * m.false_alarms()['expected'], far_upper=100 * m.false_alarms()['upper'], loo=list(m.calibration.get('scores', [])), fresh=f.tolist(), shift=sh.tolist())
                 if a.folds: r['kfold'] = kfold_scores(ReConPatch, dict(method=meth, seed=seed, **kw), train, feats, a.folds).tolist()
                 r['fit_s'] = round(time.perf_counter() - t0, 1)
                 if a.models: m.save(Path(a.models)/f'{cat}_{meth}_seed{seed}.rcp')

@@ -15,6 +15,7 @@ from .data import AnomalyDataset, folder_samples, holdout_split, list_categories
 from .backbone import _weights_available, weight_fingerprint
 from .model import DEFAULTS, ReConPatch
 from .evaluation import evaluate
+from .calibration import describe_far
 from .config import DEMO_CATEGORIES
 from .checks import (_not_a_model, check_command, check_inputs, check_model_file, check_output, cli_spelling,
                                   earlier_run, image_paths)   # the checks: used here, and importable from here as before
@@ -153,7 +154,8 @@ def fit_to_file(method:str, out:str|Path, # method, model file to write
     model = fit_with_fallback(method, train, pretrained, device=device, **kw)
     model.save(out)
     rep = (f"fitted {method} on {what} ({len(train)} images) in {model.timings['fit_seconds']:.1f} s; bank {tuple(model.bank.shape)}; "
-           f"threshold {model.threshold:.4g} ({model.threshold_rule}); saved {out}")
+           f"threshold {model.threshold:.4g} ({model.threshold_rule}); saved {out}"
+           + (f"\n{describe_far(far)}" if (far := model.false_alarms()) else ''))   # what the threshold promises good images
     if test is not None: rep += f"\nheld-out test ({len(test)} images):\n" + evaluate(model, test, progress=False).summary()
     return model, rep
 
