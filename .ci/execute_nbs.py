@@ -1,11 +1,20 @@
 #!/usr/bin/env python
-"""Execute the tutorials and the figure/widget notebooks in a real Jupyter kernel and write their outputs
-(figures, tables, widget state) into them, so that they read with results on GitHub; or `--check` them.
+"""Execute the notebooks in a real Jupyter kernel and write their outputs (figures, tables, printed values, widget
+state) into them, so that they read with results in the docs and on GitHub; or `--check` them.
 
-Usage: python .ci/execute_nbs.py [NOTEBOOK ...] [--small] [--timeout S]   # default: 10, 11, 20, 21, 22
+Usage: python .ci/execute_nbs.py [NOTEBOOK ...] [--small] [--timeout S]   # default: every numbered notebook in nbs/
        python .ci/execute_nbs.py --check [NOTEBOOK ...]                   # CI: outputs present, no errors, size
        python .ci/execute_nbs.py --finish-bars [NOTEBOOK ...]             # only rewrite committed progress bars
 Needs `ipykernel` (pip install ipykernel). Runs the full configuration unless --small (IN_TEST=1).
+Every notebook is committed with its outputs: the library notebooks (00-15a) and the tutorials (20-24). The check
+takes a subset (the notebooks given) and, without names, every numbered notebook. Size caps: 2 MB for the tutorials
+and the figure/widget notebooks (10_visual, 11_widgets), 1 MB for the other library notebooks (figures at modest dpi,
+short printed examples).
+In the library notebooks (those with `#| default_exp`) cells flagged `#| download` are not run (they need the internet
+and fetch the full archives; the tests skip them too, and the offline examples beside them show the same helpers at
+work), nor cells flagged `#| gpu` on a machine without CUDA; they are committed without outputs. The tutorials run
+every cell (their download cells say what failed and fall back when offline). Warnings are shown as
+"UserWarning: message", without the file path and source line of the machine that ran the notebook.
 Progress bars (tqdm widgets) are committed as the text of their last state (GitHub shows a widget as the text of its
 first frame, "0%"); bars that hid themselves when done (leave=False) are dropped, as a live front end drops them."""
 from __future__ import annotations
@@ -13,9 +22,10 @@ import argparse, html, json, os, re, subprocess, sys, time
 from pathlib import Path
 
 repo = Path(__file__).resolve().parent.parent
-DEFAULT = ['10_visual.ipynb', '11_widgets.ipynb', '20_quickstart.ipynb', '21_benchmark_colab.ipynb', '22_own_images.ipynb',
-           '23_deploy.ipynb', '24_robustness.ipynb']
-MAX_BYTES = 2_000_000
+DEFAULT = sorted(p.name for p in (repo/'nbs').glob('[0-9]*.ipynb'))   # every numbered notebook: library and tutorials
+MAX_BYTES = 2_000_000       # tutorials (20-24) and the figure/widget notebooks
+FIGURES = {'10_visual.ipynb', '11_widgets.ipynb'}
+LIB_MAX_BYTES = 1_000_000   # the other library notebooks
 BARS_FAIL = True    # frozen progress-bar widgets in a committed notebook fail the check (every notebook now commits them as text)
 VIEW, STATE = 'application/vnd.jupyter.widget-view+json', 'application/vnd.jupyter.widget-state+json'
 
@@ -92,6 +102,29 @@ def frozen_bars(nb)->list[int]:
     return [i for i, c in enumerate(code) if any(o.get('output_type') == 'display_data' and VIEW in o.get('data', {})
                                                  and _bar_parts(models, o['data'][VIEW].get('model_id')) for o in c.get('outputs', []))]
 
+def is_library(nb)->bool:
+    "Whether `nb` is a library notebook (exports a module: a `#| default_exp` cell), not a tutorial."
+    return any(c['cell_type'] == 'code' and re.search(r'^#\|\s*default_exp\b', ''.join(c['source']), re.M) for c in nb['cells'])
+
+def max_bytes(path:Path, nb)->int:
+    "The size cap of `path`: MAX_BYTES for the tutorials and figure/widget notebooks, LIB_MAX_BYTES for the others."
+    return MAX_BYTES if path.name in FIGURES or not is_library(nb) else LIB_MAX_BYTES
+
+def cell_flags(src:str)->set[str]:
+    "The directive names of the leading `#|` lines of a cell (`#| download`, `#| gpu`; not their arguments), as nbdev reads them."
+    out = set()
+    for line in src.splitlines():
+        if not line.strip(): continue
+        if not (m := re.match(r'\s*#\|\s*(\S*)', line)): break
+        if m.group(1): out.add(m.group(1).split(':')[0])
+    return out
+
+def skip_flags()->set[str]:
+    "Flags whose cells a library notebook does not run here: `download` always, `gpu` without CUDA."
+    try: import torch; cuda = torch.cuda.is_available()
+    except ImportError: cuda = False
+    return {'download'} | (set() if cuda else {'gpu'})
+
 def problems(path:Path)->list[str]:
     "What is wrong with the committed outputs of `path`: errors, missing outputs, size."
     nb, out = json.loads(path.read_text()), []
@@ -101,13 +134,16 @@ def problems(path:Path)->list[str]:
             if o['output_type'] == 'error': out.append(f"{path.name}: code cell {i} has an error output: {o.get('ename')}: {o.get('evalue')}")
             if o['output_type'] == 'stream' and 'Traceback (most recent call last)' in ''.join(o.get('text', '')):
                 out.append(f"{path.name}: code cell {i} prints a traceback")
-    if not any(c.get('outputs') for c in code): out.append(f"{path.name}: no outputs committed (run python .ci/execute_nbs.py)")
+    if not any(c.get('outputs') for c in code): out.append(f"{path.name}: no outputs committed (run python .ci/execute_nbs.py {path.name})")
     if bars := frozen_bars(nb):
         msg = f"{path.name}: code cells {bars} commit progress-bar widgets (GitHub shows '0%'): run python .ci/execute_nbs.py --finish-bars {path.name}"
         if BARS_FAIL: out.append(msg)
         else: print('WARN', msg)
-    if path.stat().st_size > MAX_BYTES: out.append(f"{path.name}: {path.stat().st_size/1e6:.1f} MB, expected under {MAX_BYTES/1e6:.0f} MB")
+    if path.stat().st_size > (cap := max_bytes(path, nb)): out.append(f"{path.name}: {path.stat().st_size/1e6:.2f} MB, expected under {cap/1e6:.0f} MB")
     return out
+
+# warnings as "UserWarning: message", without the file and source line of the warning (a path of the machine that ran it)
+PREAMBLE = "import warnings\nwarnings.formatwarning = lambda msg, cat, *a, **k: f'{cat.__name__}: {msg}\\n'"
 
 def execute(path:Path, small:bool, timeout:int)->float:
     "Run `path` top to bottom in a fresh kernel (cwd nbs/) and write it back with its outputs, cleaned by nbdev_clean."
@@ -117,10 +153,22 @@ def execute(path:Path, small:bool, timeout:int)->float:
     env = {k: v for k, v in os.environ.items() if k != 'IN_TEST'}
     if small: env['IN_TEST'] = '1'
     env.setdefault('OMP_NUM_THREADS', str(os.cpu_count() or 1))
+    skip, SKIP = [], 'skip-execution'   # nbclient does not run cells with this tag
+    flagged = [c for c in nb.cells if c.cell_type == 'code' and cell_flags(c.source) & {'download', 'gpu'}] if is_library(nb) else []
+    flags = skip_flags() if flagged else set()
+    for c in flagged:
+        if cell_flags(c.source) & flags: c.metadata.setdefault('tags', []).append(SKIP); c.outputs = []; skip.append(c)
+    pre = nbformat.v4.new_code_cell(PREAMBLE); nb.cells.insert(0, pre)   # run first, taken out again
     t0 = time.time()
     client = NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}},
                             store_widget_state=True, allow_errors=False)
-    client.execute(env=env)
+    try: client.execute(env=env)
+    finally:
+        nb.cells.remove(pre)
+        for c in skip:
+            c.metadata.tags.remove(SKIP)
+            if not c.metadata.tags: del c.metadata['tags']
+    if skip: print(f'{path.name}: {len(skip)} cells not run (flagged {" or ".join(sorted(flags))})', flush=True)
     finish_bars(nb)
     nbformat.write(nb, path)
     subprocess.run(['nbdev_clean', '--fname', str(path)], check=True, cwd=repo)
