@@ -13,8 +13,8 @@ from .model import DEFAULTS
 from .evaluation import Evaluation, _jsonable
 
 # %% auto #0
-__all__ = ['ROW_METRICS', 'THRESHOLD_METRICS', 'STAT_KEYS', 'PAPER_RESULTS', 'results_markdown', 'save_table', 'paper_dataset',
-           'run_settings', 'training_stats', 'save_figures']
+__all__ = ['ROW_METRICS', 'THRESHOLD_METRICS', 'PROMISE_METRICS', 'STAT_KEYS', 'PAPER_RESULTS', 'results_markdown', 'save_table',
+           'paper_dataset', 'run_settings', 'training_stats', 'save_figures']
 
 # %% ../nbs/11b_report.ipynb #2118d345
 ROW_METRICS = ('image_auroc', 'pixel_auroc', 'aupro', 'image_f1_max', 'pixel_f1_max')
@@ -32,15 +32,15 @@ def _mean_rows(rows:list[dict])->list[dict]:
     return out
 
 # %% ../nbs/11b_report.ipynb #03b5132e
-THRESHOLD_METRICS = ('recall_at_threshold', 'fpr_at_threshold',   # at the model's stored threshold, on the test split
-                     'fpr_shifted',       # ... on good images under a mild shift (the synthetic data's `shifted` split)
-                     'far_expected', 'far_upper')   # what the threshold promises: expected rate and its 95 % bound
+THRESHOLD_METRICS = ('recall_at_threshold', 'fpr_at_threshold')   # `evaluate`'s, at the model's stored threshold
+PROMISE_METRICS = ('fpr_shifted',                # FPR at it on good images under a mild shift (the data's `shifted` split)
+                   'far_expected', 'far_upper')  # what it promises good images: expected rate and its 95 % bound
 STAT_KEYS = ('fit_seconds', 'test_seconds', 'loss_first', 'loss_last', 'w_pairwise', 'w_contextual')
 
 def _agg(rows:list[dict], sd:bool=False)->dict:
     "Mean (and with `sd` the sample standard deviation, as `<key>_sd`) of every metric and statistic over `rows`."
     out = {}
-    for k in ROW_METRICS + THRESHOLD_METRICS + STAT_KEYS:
+    for k in ROW_METRICS + THRESHOLD_METRICS + PROMISE_METRICS + STAT_KEYS:
         v = [r[k] for r in rows if r.get(k) is not None]
         out[k] = float(np.mean(v)) if v else None
         if sd: out[k + '_sd'] = float(np.std(v, ddof=1)) if len(v) > 1 else None
@@ -81,7 +81,7 @@ _MD_COLS = (('category', 'category'), ('method', 'method'), ('image_auroc', 'ima
             ('recall_at_threshold', 'recall % at threshold'), ('fpr_at_threshold', 'FPR % at threshold'),
             ('far_expected', 'expected FPR % (95% bound)'), ('fpr_shifted', 'FPR % shifted good'),
             ('fit_seconds', 'fit s'), ('test_seconds', 'test s'))
-_PCT = ROW_METRICS + THRESHOLD_METRICS
+_PCT = ROW_METRICS + THRESHOLD_METRICS + PROMISE_METRICS
 
 def _produced_by(r:dict)->str:
     "One line saying what produced a row: backbone, its weights, size, method settings, version."

@@ -19,7 +19,7 @@ from .calibration import describe_far
 from .config import DEMO_CATEGORIES
 from .checks import (_not_a_model, check_command, check_inputs, check_model_file, check_output, cli_spelling,
                                   earlier_run, image_paths)   # the checks: used here, and importable from here as before
-from .report import (ROW_METRICS, THRESHOLD_METRICS, STAT_KEYS, PAPER_RESULTS, _normalization, _summary_rows,
+from .report import (ROW_METRICS, THRESHOLD_METRICS, PROMISE_METRICS, STAT_KEYS, PAPER_RESULTS, _normalization, _summary_rows,
                                   paper_dataset, results_markdown, run_settings, save_figures, save_table, training_stats)
 from .predict_files import predict_images   # moved to its own module; importable from here as before
 
@@ -121,7 +121,7 @@ def benchmark(fit_fn,                # fit_fn(category, method) -> (model, test_
     rows, runs = [], [(c, m, s) for c in categories for m in methods for s in (seeds if seeds is not None else [None])]
     for cat, meth, seed in tqdm(runs, desc='benchmark', disable=not progress):
         if (cat, meth, seed) in done: rows.append(done[(cat, meth, seed)]); continue
-        row = dict(category=cat, method=meth, seed=seed, **{k: None for k in ROW_METRICS + THRESHOLD_METRICS},
+        row = dict(category=cat, method=meth, seed=seed, **{k: None for k in ROW_METRICS + THRESHOLD_METRICS + PROMISE_METRICS},
                    n_images=None, fit_seconds=None, test_seconds=None, error=None)
         try:
             t0 = time.perf_counter()
