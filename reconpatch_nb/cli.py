@@ -10,9 +10,9 @@ from . import __version__   # the package's __init__ holds only the version: not
 from .config import CHANNEL_RANGES, RANGES, RUN_RANGES, in_range, range_text   # torch-free
 
 # %% auto #0
-__all__ = ['METHODS', 'IMAGE_SIZE', 'PERTURBATIONS', 'SEED_MAX', 'cmd_make_data', 'cmd_download', 'cmd_fit', 'cmd_test',
-           'cmd_predict', 'cmd_benchmark', 'cmd_demo', 'cmd_robustness', 'cmd_update', 'cmd_export', 'build_parser',
-           'main']
+__all__ = ['METHODS', 'IMAGE_SIZE', 'TILE_RANGES', 'PERTURBATIONS', 'SEED_MAX', 'cmd_make_data', 'cmd_download', 'cmd_fit',
+           'cmd_test', 'cmd_predict', 'cmd_benchmark', 'cmd_demo', 'cmd_robustness', 'cmd_update', 'cmd_export',
+           'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #b8ae7b09
 METHODS = ('reconpatch', 'patchcore', 'untrained')   # = model.METHODS (tested), here so that --help imports no model
@@ -32,6 +32,8 @@ def _num(spec:tuple, # (type, lowest, highest) from `config`
     return conv
 
 IMAGE_SIZE = (int, RANGES['crop'][1], min(RANGES['crop'][2], RANGES['resize'][2] * 224 // 256))   # --image-size: crop, resize*224/256
+TILE_RANGES = dict(tile=RANGES['crop'], tile_overlap=(int, 0, RANGES['crop'][2] - 1),   # = tiling's (tested): a tile is the
+                   max_tiles=(int, 1, 100_000))                                         # backbone's input, as the crop is
 
 def _layer(s:str):
     "A backbone level: a name (`layer2`) or a timm feature index (`2`)."
@@ -70,16 +72,21 @@ def cmd_download(a):
     return 1 if missing else 0
 
 def cmd_fit(a):
-    from reconpatch_nb.runs import fit_to_file
+    tiled = {} if a.tile is None else dict(tile=a.tile, overlap=a.tile_overlap, max_tiles=a.max_tiles)
+    if tiled: from reconpatch_nb.tiling import fit_tiled_to_file as fit   # tiles of the images at their own resolution
+    else: from reconpatch_nb.runs import fit_to_file as fit               # the images resized and centre-cropped
     if Path(a.out).exists(): print(f"warning: --out {a.out} exists and will be replaced by the new model", file=sys.stderr)
-    print(fit_to_file(a.method, a.out, a.data, a.category, a.format, a.normal, a.defective, a.masks, a.pretrained is not False,
-                      a.device, **_model_kwargs(a))[1])
+    print(fit(a.method, a.out, a.data, a.category, a.format, a.normal, a.defective, a.masks, a.pretrained is not False,
+              a.device, **tiled, **_model_kwargs(a))[1])
 
 def cmd_test(a): from reconpatch_nb.runs import test_model; print(test_model(a.model, a.data, a.category, a.format, a.json, a.figures, a.device))
 
 def cmd_predict(a):
     from reconpatch_nb.runs import load_detector; from reconpatch_nb.predict_files import predict_images
-    rows, skipped = predict_images(load_detector(a.model, a.device), a.images, a.out, overwrite=a.overwrite)
+    from reconpatch_nb.tiling import predict_tiling
+    m = load_detector(a.model, a.device)
+    predict_tiling(m, a.tile, a.tile_overlap, names=('--tile', '--tile-overlap'))   # with the model's own tiling, before any image
+    rows, skipped = predict_images(m, a.images, a.out, overwrite=a.overwrite, tile=a.tile, overlap=a.tile_overlap)
     if skipped: print(f"reconpatch predict: skipped {len(skipped)} of {len(rows) + len(skipped)} files; " + (f"{Path(a.out)/'scores.json'} "
                       f"lists the {len(rows)} scored" if rows else "nothing was written"), file=sys.stderr); return 1 if rows else 2
 
@@ -124,7 +131,7 @@ class _Help(argparse.HelpFormatter):
 
 # %% ../nbs/12_cli.ipynb #13efc7d1
 SEED_MAX = RANGES['seed'][2]   # numpy's seeds are 32-bit
-_R = lambda key: range_text({**RANGES, **RUN_RANGES, **CHANNEL_RANGES}[key])   # a range, as --help prints it
+_R = lambda key: range_text({**RANGES, **RUN_RANGES, **CHANNEL_RANGES, **TILE_RANGES}[key])   # a range, as --help prints it
 
 def _threads_arg(arg):
     "Add `--threads` with `arg` (a subparser's `add_argument`)."
@@ -150,6 +157,31 @@ def _model_args(s, seeds=False):
     arg('--seed', type=_num(RANGES['seed']), default=0, help=f"seed of the fit, in {_R('seed')} (default 0)")
     if seeds: arg('--seeds', nargs='+', type=_num(RANGES['seed']), help=f"one full fit per seed, each in {_R('seed')}; the table gives mean and sd over them")
     arg('--device', help='cpu, cuda or cuda:N (default: cuda when available)'); _threads_arg(arg)
+
+def _tile_args(arg, fit:bool):
+    "Add `--tile`, `--tile-overlap` (and with `fit`, `--max-tiles`) with `arg` (a subparser's `add_argument`)."
+    arg('--tile', type=_num(TILE_RANGES['tile']), metavar='SIZE', help=(
+        f"fit on overlapping SIZE px square tiles of the good images at their own resolution (no resize, no crop), in {_R('tile')}: "
+        "for images larger than the model's input or not square; the model remembers it and predict scores in the same tiles" if fit else
+        f"score each image whole, in overlapping SIZE px square tiles at its own resolution, in {_R('tile')} (default: the model's "
+        "tiles when it was fitted with --tile; else each image is resized and centre-cropped to the model's input)"))
+    arg('--tile-overlap', type=_num(TILE_RANGES['tile_overlap']), metavar='PX', help=(
+        f"pixels neighbouring tiles share, in {_R('tile_overlap')} and less than the tile (default: "
+        + ("" if fit else "the model's tiling's, else ") + "a quarter of the tile, at most 32)"))
+    if fit: arg('--max-tiles', type=_num(TILE_RANGES['max_tiles']), metavar='N', help=(
+        f"with --tile: at most N tiles per image (a seeded subset), in {_R('max_tiles')}; bounds the fit's memory (patch features: "
+        "tiles x (SIZE/8)^2 x feature_dim x 2 bytes; a fit that would need over half the memory is refused with the N that fits), "
+        "at the price of a somewhat lower threshold (default: all)"))
+
+def _tiling_problem(a)->str|None:
+    "The tiling flags that do not go together, as one line (None: they do); each flag's own range is its parser type's."
+    tile, ov = getattr(a, 'tile', None), getattr(a, 'tile_overlap', None)
+    if a.command == 'fit' and tile is None:
+        given = [f for f, v in (('--tile-overlap', ov), ('--max-tiles', getattr(a, 'max_tiles', None))) if v is not None]
+        if given: return f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} --tile SIZE (fitting on tiles)"
+    if tile is not None and ov is not None and not in_range(ov, (int, 0, tile - 1)):
+        return f"--tile-overlap {ov}: expected an integer in {range_text((int, 0, tile - 1))} (less than the tile, {tile} px)"
+    return None
 
 # %% ../nbs/12_cli.ipynb #ef422db0
 def _data_args(s, category=True, required=True):
@@ -198,7 +230,7 @@ def build_parser()->argparse.ArgumentParser:
     _data_args(s, required=False); arg = s.add_argument; arg('--out', required=True, help='model file to write (checked before the fit; an existing one is replaced, with a warning)')
     arg('--normal', help='your folder of good images'); arg('--defective', help='your defective images: 20 %% of the good ones are held out and tested with them')
     arg('--masks', help='masks of the defective images'); arg('--method', default='reconpatch', choices=METHODS, help='default reconpatch')
-    _model_args(s); s.set_defaults(func=cmd_fit)
+    _model_args(s); _tile_args(arg, fit=True); s.set_defaults(func=cmd_fit)
     s = add('test', 'evaluate a saved model on a category'); arg = s.add_argument
     arg('--model', required=True, help='model file'); _data_args(s); arg('--json', help='write the metrics as JSON')
     arg('--figures', help='folder for PNG figures'); arg('--device', help='cpu, cuda or cuda:N'); _threads_arg(arg); s.set_defaults(func=cmd_test)
@@ -208,7 +240,7 @@ def build_parser()->argparse.ArgumentParser:
     arg('--out', required=True, help="folder for <name>_heatmap.png and scores.json; one that holds an earlier run is refused "
         "(never mixed with a new one) unless --overwrite")
     arg('--overwrite', action='store_true', help="replace an earlier run in --out: all its heatmaps and scores.json")
-    arg('--device', help='cpu, cuda or cuda:N'); _threads_arg(arg)
+    arg('--device', help='cpu, cuda or cuda:N'); _threads_arg(arg); _tile_args(arg, fit=False)
     s = add('benchmark', 'fit and test every category, method and seed; write the table'); arg = s.add_argument
     _data_args(s, category=False); arg('--categories', nargs='+', help='default: all under --data'); arg('--methods', **methods)
     arg('--dataset', choices=['mvtec', 'btad', 'visa', 'other'], default=None,
@@ -239,7 +271,7 @@ def main(argv:list|None=None):
     p = build_parser(); a = p.parse_args(argv)
     if a.command is None: p.print_help(sys.stderr); sys.exit(2)   # a bare `reconpatch`: the commands
     from reconpatch_nb.checks import check_command, cli_spelling   # torch-free: a refused command never imports torch
-    if (msg := check_command(**vars(a))): rc = 2   # flags that go together, inputs, outputs, device: before any work
+    if (msg := _tiling_problem(a) or check_command(**vars(a))): rc = 2   # flags that go together, inputs, outputs, device: before any work
     else:
         from reconpatch_nb.core import ReConPatchError, threads_scope
         try:

@@ -18,13 +18,25 @@ def _unique_name(p:Path, used:set)->str:
     for cand in (p.stem, f'{p.parent.name}_{p.stem}', *(f'{p.stem}_{i}' for i in range(2, 10**6))):
         if cand not in used: used.add(cand); return cand
 
-def _crop_warning(p:Path, size:tuple)->str|None:
-    "A warning when the centre crop leaves out part of a non-square image."
+def _crop_warning(p:Path, size:tuple, tile:int|None=None)->str|None:
+    "A warning when the centre crop leaves out part of a non-square image; it names `--tile` (`tile`: the size it suggests)."
     w, h = size
     if w == h: return None
-    s = min(w, h)
+    s, t = min(w, h), tile or 'SIZE'
     return (f"warning: {p} is {w}x{h} px: only its centre {s}x{s} square is scored "
-            f"({100 * (1 - s / max(w, h)):.0f} % of the image, at its {'left/right' if w > h else 'top/bottom'} ends, is not)")
+            f"({100 * (1 - s / max(w, h)):.0f} % of the image, at its {'left/right' if w > h else 'top/bottom'} ends, is not); "
+            f"--tile {t} (tile={t}) scores the whole image in tiles, best with a model fitted with --tile")
+
+def _tiling_warning(model, tiling:tuple)->str|None:
+    "A warning when `tiling` (tile, overlap) is not what the model was fitted on."
+    from reconpatch_nb.tiling import stored_tiling
+    t = stored_tiling(model)
+    if t is None:
+        return (f"warning: the model was fitted on whole images resized to {model.config['crop']} px, not on tiles: tiles at the "
+                f"images' own resolution show it another scale and its threshold was not calibrated on them; fit it with --tile {tiling[0]}")
+    if t['tile'] != tiling[0]:
+        return f"warning: the model was fitted on tiles of {t['tile']} px, not {tiling[0]} px: its threshold was calibrated on those"
+    return None
 
 # %% ../nbs/11c_predict_files.ipynb #480a096f
 def predict_images(model, # a fitted `ReConPatch` or `Ensemble`
@@ -32,30 +44,39 @@ def predict_images(model, # a fitted `ReConPatch` or `Ensemble`
                    out:str|Path, # folder for <name>_heatmap.png and scores.json
                    log=print, # called with each result line (stdout)
                    overwrite:bool=False, # replace an earlier run in `out` (all its files); False: refuse it
+                   tile:int|None=None, # score each image whole in tiles of this size; None: the model's tiling, if fitted on tiles
+                   overlap:int|None=None, # pixels neighbouring tiles share; None: the model's, else a quarter of the tile (at most 32)
                   )->tuple[list[dict], list[tuple]]:
     "Score and draw each file; returns (rows of the scored files, (path, reason) of the skipped ones)."
+    import numpy as np
     from PIL import Image
     from reconpatch_nb import visual
+    from reconpatch_nb.data import load_image
+    from reconpatch_nb.tiling import predict_tiled, predict_tiling
+    tiling = predict_tiling(model, tile, overlap)   # None: resized and centre-cropped; checked before anything is read
     out = Path(out); old = earlier_run(out)
     if old and not overwrite: raise DataError(f"{out} holds an earlier run ({len(old)} files: scores.json, heatmaps): a new run "
                                               f"would be mixed with it; pass overwrite=True to replace it, or choose another folder")
+    if tiling and (w := _tiling_warning(model, tiling)): print(w, file=sys.stderr)
     paths = image_paths(paths, out); created = not out.exists(); rows, skipped, used = [], [], set()
     try:
         for p in paths:
             try:
                 with Image.open(p) as im: size = im.size
-                s, m, img = model.predict_files([p])
+                if tiling: img = np.asarray(load_image(p)); score, amap = predict_tiled(model, img, *tiling)
+                else: s, m, x = model.predict_files([p]); score, amap, img = float(s[0]), m[0], x[0]
             except (ReConPatchError, OSError, ValueError) as e:
                 skipped.append((str(p), f'{type(e).__name__}: {e}'.splitlines()[0])); print(f"skipped {p}: {skipped[-1][1]}", file=sys.stderr)
                 continue
-            if (w := _crop_warning(p, size)): print(w, file=sys.stderr)
-            score = float(s[0]); thr = model.threshold
+            if not tiling and (w := _crop_warning(p, size, model.config['crop'])): print(w, file=sys.stderr)
+            thr = model.threshold
             anomalous = None if thr is None else bool(score >= thr)
             for f in old: f.unlink(missing_ok=True)   # the earlier run goes only once the new one has a result
             old = []
-            png = visual.save_figure(visual.show_prediction(img[0], m[0], score, title=p.name, model=model),
+            png = visual.save_figure(visual.show_prediction(img, amap, score, title=p.name, model=model),
                                      out/f'{_unique_name(p, used)}_heatmap.png')
-            rows.append(dict(path=str(p), score=score, anomalous=anomalous, threshold=thr, heatmap=str(png)))
+            rows.append(dict(path=str(p), score=score, anomalous=anomalous, threshold=thr, heatmap=str(png),
+                             **(dict(tile=tiling[0], overlap=tiling[1]) if tiling else {})))
             atomic_write_bytes(out/'scores.json', json.dumps(rows, indent=1).encode())
             log(f"{p}\tscore {score:.4g}\t{'ANOMALOUS' if anomalous else 'normal' if anomalous is not None else ''}")
     finally:

@@ -326,6 +326,7 @@ def fit_tiled_to_file(method:str, out:str|Path, # method, model file to write
     "`runs.fit_to_file` in tiles: fit on tiles of the good images at their own resolution and save; (model, a report)."
     from reconpatch_nb.runs import open_dataset, random_backbone_warning, resolve_pretrained
     from reconpatch_nb.data import folder_samples, holdout_split
+    from reconpatch_nb.calibration import describe_far
     if data is not None: train, test, what = open_dataset(data, category, 'train', fmt).samples, None, category
     elif defective is None: train, test, what = folder_samples(normal, None, masks), None, str(normal)
     else: (train, test), what = holdout_split(folder_samples(normal, defective, masks), seed=kw.get('seed', 0)), str(normal)
@@ -335,6 +336,7 @@ def fit_tiled_to_file(method:str, out:str|Path, # method, model file to write
     model.save(out); t = model.calibration['tiling']
     rep = (f"fitted {method} on {what} ({len(train)} images, {t['tiles_per_image']} tiles of {t['tile']} px each, overlap "
            f"{t['overlap']} px) in {model.timings['fit_seconds']:.1f} s; bank {tuple(model.bank.shape)}; threshold "
-           f"{model.threshold:.4g} ({model.threshold_rule}); saved {out}")
+           f"{model.threshold:.4g} ({model.threshold_rule}); saved {out}"
+           + (f"\n{describe_far(far)}" if (far := model.false_alarms()) else ''))   # what the threshold promises good images
     if test: rep += f"\nheld-out test ({len(test)} images, each scored whole in tiles):\n" + evaluate_tiled(model, test).summary()
     return model, rep
