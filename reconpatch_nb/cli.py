@@ -79,7 +79,11 @@ def cmd_fit(a):
     print(fit(a.method, a.out, a.data, a.category, a.format, a.normal, a.defective, a.masks, a.pretrained is not False,
               a.device, **tiled, **_model_kwargs(a))[1])
 
-def cmd_test(a): from reconpatch_nb.runs import test_model; print(test_model(a.model, a.data, a.category, a.format, a.json, a.figures, a.device))
+def cmd_test(a):
+    from reconpatch_nb.runs import load_detector, open_dataset, test_model; from reconpatch_nb.tiling import stored_tiling, test_tiled
+    m = load_detector(a.model, a.device)
+    if stored_tiling(m): print(test_tiled(m, open_dataset(a.data, a.category, 'test', a.format).samples, a.json, a.figures))   # whole images
+    else: print(test_model(a.model, a.data, a.category, a.format, a.json, a.figures, a.device))
 
 def cmd_predict(a):
     from reconpatch_nb.runs import load_detector; from reconpatch_nb.predict_files import predict_images
@@ -111,8 +115,10 @@ PERTURBATIONS = ('rotation', 'translation', 'scale', 'brightness', 'contrast', '
 
 def cmd_update(a):
     from reconpatch_nb.runs import load_detector; from reconpatch_nb.data import AnomalyDataset; import reconpatch_nb.update
+    from reconpatch_nb.data import folder_samples; from reconpatch_nb.tiling import stored_tiling
     m = load_detector(a.model, a.device); c = m.config
-    m.update(AnomalyDataset.folder(a.normal, resize=c['resize'], crop=c['crop'], mean=c['mean'], std=c['std']))
+    m.update([s.path for s in folder_samples(a.normal)] if stored_tiling(m) else   # fitted on tiles: the same tiles of the new images
+             AnomalyDataset.folder(a.normal, resize=c['resize'], crop=c['crop'], mean=c['mean'], std=c['std']))
     m.save(a.out or a.model); u = m.calibration['updates'][-1]
     print(f"added {u['images']} good images to {a.model} ({u['bank_added']} bank vectors, bank {u['bank_size']}); threshold "
           f"{m.threshold:.6g}; saved {a.out or a.model}, which holds {m.calibration['n_images']} images ({len(m.calibration['updates'])} update(s))")

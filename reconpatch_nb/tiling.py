@@ -21,7 +21,7 @@ from .model import ReConPatch
 # %% auto #0
 __all__ = ['TILE_RANGE', 'MAX_TILES_RANGE', 'tile_starts', 'tile_grid', 'blend_window', 'stitch', 'as_image', 'image_tiles',
            'check_tiling', 'stored_tiling', 'predict_tiling', 'predict_tiled', 'tiled_fit_bytes', 'TileDataset',
-           'fit_tiled', 'large_synthetic', 'evaluate_tiled', 'fit_tiled_to_file']
+           'fit_tiled', 'large_synthetic', 'evaluate_tiled', 'fit_tiled_to_file', 'test_tiled']
 
 # %% ../nbs/15_tiling.ipynb #255b3562
 def tile_starts(length:int, # image side in pixels
@@ -340,3 +340,18 @@ def fit_tiled_to_file(method:str, out:str|Path, # method, model file to write
            + (f"\n{describe_far(far)}" if (far := model.false_alarms()) else ''))   # what the threshold promises good images
     if test: rep += f"\nheld-out test ({len(test)} images, each scored whole in tiles):\n" + evaluate_tiled(model, test).summary()
     return model, rep
+
+def test_tiled(model, # a model fitted on tiles
+               samples:list, # the test split's `data.Sample`s
+               json_path=None, figures=None, # where to write the metrics JSON and the figures (None: not written)
+              )->str:
+    "`runs.test_model` for a model fitted on tiles: `evaluate_tiled`, the metrics JSON and the histogram and ROC if asked; the summary."
+    ev = evaluate_tiled(model, samples); rep = ev.summary()
+    if json_path: ev.to_json(json_path); rep += f"\nmetrics written to {json_path}"
+    if figures:
+        from reconpatch_nb import visual
+        out = Path(figures); out.mkdir(parents=True, exist_ok=True); thr = model.threshold
+        visual.save_figure(visual.score_histogram(ev.labels, ev.scores, threshold=thr), out/'histogram.png')
+        if len(set(ev.labels.tolist())) == 2: visual.save_figure(visual.roc_plot(ev.labels, ev.scores, threshold=thr), out/'roc.png')
+        rep += f"\nfigures written to {figures} (histogram, ROC; reconpatch predict draws each image's whole heatmap)"
+    return rep
