@@ -222,7 +222,7 @@ def calibrate(bank:Tensor, # (M, D) the final bank
     "Nominal statistics, the image threshold with the false-alarm rate it expects, and the mask's pixel threshold from held-out scores of the training images."
     c, q = config, config['threshold_percentile']
     images = _calibration_images(n_img, c['calibration_max_images'], c['seed'])
-    if held_out is not None: (scores, pix, peak), left_out, how = held_out, True, f"{c['calibration_folds']}-fold held-out"
+    if held_out is not None: (scores, pix, peak), left_out, how = held_out, True, f"{len(fold_blocks(n_img, c['calibration_folds']))}-fold held-out"
     else:
         left_out, how = len(torch.unique(bank_images)) > 1, 'leave-one-image-out'   # one image in the bank cannot be left out
         nn_ = (loo_index(bank, bank_images, emb, grid[0] * grid[1], images, device=device) if left_out
