@@ -4,15 +4,15 @@
 
 # %% ../nbs/12_cli.ipynb #bd6ef8bf
 from __future__ import annotations
-import argparse, contextlib, sys, time
+import argparse, contextlib, sys, time, warnings
 from pathlib import Path
 from . import __version__   # the package's __init__ holds only the version: nothing heavy
 from .config import CHANNEL_RANGES, RANGES, RUN_RANGES, in_range, range_text   # torch-free
 
 # %% auto #0
-__all__ = ['METHODS', 'IMAGE_SIZE', 'TILE_RANGES', 'PERTURBATIONS', 'SEED_MAX', 'cmd_make_data', 'cmd_download', 'cmd_fit',
-           'cmd_test', 'cmd_predict', 'cmd_benchmark', 'cmd_demo', 'cmd_robustness', 'cmd_update', 'cmd_export',
-           'build_parser', 'main']
+__all__ = ['METHODS', 'IMAGE_SIZE', 'PERTURBATIONS', 'SEED_MAX', 'cmd_make_data', 'cmd_download', 'cmd_fit', 'cmd_test',
+           'cmd_predict', 'cmd_benchmark', 'cmd_demo', 'cmd_robustness', 'cmd_update', 'cmd_export', 'build_parser',
+           'one_line_warnings', 'main']
 
 # %% ../nbs/12_cli.ipynb #b8ae7b09
 METHODS = ('reconpatch', 'patchcore', 'untrained')   # = model.METHODS (tested), here so that --help imports no model
@@ -32,8 +32,6 @@ def _num(spec:tuple, # (type, lowest, highest) from `config`
     return conv
 
 IMAGE_SIZE = (int, RANGES['crop'][1], min(RANGES['crop'][2], RANGES['resize'][2] * 224 // 256))   # --image-size: crop, resize*224/256
-TILE_RANGES = dict(tile=RANGES['crop'], tile_overlap=(int, 0, RANGES['crop'][2] - 1),   # = tiling's (tested): a tile is the
-                   max_tiles=(int, 1, 100_000))                                         # backbone's input, as the crop is
 
 def _layer(s:str):
     "A backbone level: a name (`layer2`) or a timm feature index (`2`)."
@@ -137,7 +135,7 @@ class _Help(argparse.HelpFormatter):
 
 # %% ../nbs/12_cli.ipynb #13efc7d1
 SEED_MAX = RANGES['seed'][2]   # numpy's seeds are 32-bit
-_R = lambda key: range_text({**RANGES, **RUN_RANGES, **CHANNEL_RANGES, **TILE_RANGES}[key])   # a range, as --help prints it
+_R = lambda key: range_text({**RANGES, **RUN_RANGES, **CHANNEL_RANGES}[key])   # a range, as --help prints it
 
 def _threads_arg(arg):
     "Add `--threads` with `arg` (a subparser's `add_argument`)."
@@ -166,15 +164,15 @@ def _model_args(s, seeds=False):
 
 def _tile_args(arg, fit:bool):
     "Add `--tile`, `--tile-overlap` (and with `fit`, `--max-tiles`) with `arg` (a subparser's `add_argument`)."
-    arg('--tile', type=_num(TILE_RANGES['tile']), metavar='SIZE', help=(
+    arg('--tile', type=_num(RUN_RANGES['tile']), metavar='SIZE', help=(
         f"fit on overlapping SIZE px square tiles of the good images at their own resolution (no resize, no crop), in {_R('tile')}: "
         "for images larger than the model's input or not square; the model remembers it and predict scores in the same tiles" if fit else
         f"score each image whole, in overlapping SIZE px square tiles at its own resolution, in {_R('tile')} (default: the model's "
         "tiles when it was fitted with --tile; else each image is resized and centre-cropped to the model's input)"))
-    arg('--tile-overlap', type=_num(TILE_RANGES['tile_overlap']), metavar='PX', help=(
+    arg('--tile-overlap', type=_num(RUN_RANGES['tile_overlap']), metavar='PX', help=(
         f"pixels neighbouring tiles share, in {_R('tile_overlap')} and less than the tile (default: "
         + ("" if fit else "the model's tiling's, else ") + "a quarter of the tile, at most 32)"))
-    if fit: arg('--max-tiles', type=_num(TILE_RANGES['max_tiles']), metavar='N', help=(
+    if fit: arg('--max-tiles', type=_num(RUN_RANGES['max_tiles']), metavar='N', help=(
         f"with --tile: at most N tiles per image (a seeded subset), in {_R('max_tiles')}; bounds the fit's memory (patch features: "
         "tiles x (SIZE/8)^2 x feature_dim x 2 bytes; a fit that would need over half the memory is refused with the N that fits), "
         "at the price of a somewhat lower threshold (default: all)"))
@@ -253,7 +251,7 @@ def build_parser()->argparse.ArgumentParser:
         help="the dataset's name, to print the paper's numbers beside (default: mvtec/btad when --data holds all its categories)")
     arg('--out', required=True, help='results folder'); _model_args(s, seeds=True); s.set_defaults(func=cmd_benchmark)
     s = add('export', 'export a fitted model to ONNX (images -> scores, maps), checked against predict; needs the [export] extra')
-    arg = s.add_argument; arg('--model', required=True, help='model file (a ReConPatch model; ensembles are not exported yet)')
+    arg = s.add_argument; arg('--model', required=True, help='model file (a ReConPatch model fitted on whole images; a model fitted with --tile is scored by predict; ensembles are not exported yet)')
     arg('--out', required=True, help='the .onnx file to write'); arg('--format', default='onnx', choices=['onnx'], help='default onnx')
     arg('--device', help='cpu, cuda or cuda:N'); _threads_arg(arg); s.set_defaults(func=cmd_export)
     s = add('robustness', 'fit and test under rotation, shift, light, blur, noise, JPEG at severities 1-5; write the table')
@@ -271,18 +269,30 @@ def build_parser()->argparse.ArgumentParser:
     s.set_defaults(func=cmd_update)
     return p
 
+# %% ../nbs/12_cli.ipynb #ebd6aa3a
+@contextlib.contextmanager
+def one_line_warnings():
+    "Within: each Python warning shown as one line `warning: <message>` on stderr (no file path, no source line); restored after."
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {' '.join(str(message).split())}", file=sys.stderr if file is None else file)
+    with warnings.catch_warnings():   # saves `warnings.showwarning` and the filters, and restores them on the way out
+        warnings.showwarning = show
+        yield
+
 # %% ../nbs/12_cli.ipynb #590fd44f
 def main(argv:list|None=None):
     "Entry point of the `reconpatch` command."
-    p = build_parser(); a = p.parse_args(argv)
-    if a.command is None: p.print_help(sys.stderr); sys.exit(2)   # a bare `reconpatch`: the commands
-    from reconpatch_nb.checks import check_command, cli_spelling   # torch-free: a refused command never imports torch
-    if (msg := _tiling_problem(a) or check_command(**vars(a))): rc = 2   # flags that go together, inputs, outputs, device: before any work
-    else:
-        from reconpatch_nb.core import ReConPatchError, threads_scope
-        try:
-            with threads_scope(a.threads) if hasattr(a, 'threads') else contextlib.nullcontext(): rc, msg = a.func(a), None
-        except KeyboardInterrupt: rc, msg = 130, 'interrupted; no partial file was left'
-        except (ReConPatchError, OSError, ValueError) as e: rc, msg = 2, cli_spelling(str(e) or type(e).__name__)
-    if msg: print(f"reconpatch {a.command}: error: {msg}" if rc != 130 else f"reconpatch {a.command}: {msg}", file=sys.stderr)
-    if rc: sys.exit(rc)
+    with one_line_warnings():   # the library's Python warnings as one line each, for this call only
+        p = build_parser(); a = p.parse_args(argv)
+        if a.command is None: p.print_help(sys.stderr); sys.exit(2)   # a bare `reconpatch`: the commands
+        from reconpatch_nb.checks import check_command, cli_spelling   # torch-free: a refused command never imports torch
+        if (msg := _tiling_problem(a) or check_command(**vars(a))): rc = 2   # flags that go together, inputs, outputs, device: before any work
+        else:
+            from reconpatch_nb.core import ReConPatchError, threads_scope
+            try:
+                with threads_scope(a.threads) if hasattr(a, 'threads') else contextlib.nullcontext(): rc, msg = a.func(a), None
+            except KeyboardInterrupt: rc, msg = 130, 'interrupted; no partial file was left'
+            except (ReConPatchError, OSError, ValueError) as e: rc, msg = 2, cli_spelling(str(e) or type(e).__name__)
+        if msg: print(f"reconpatch {a.command}: error: {msg}" if rc != 130 else f"reconpatch {a.command}: {msg}", file=sys.stderr)
+        if rc: sys.exit(rc)
+

@@ -18,7 +18,10 @@ RANGES = dict(   # the model's numeric settings (keys of `model.DEFAULTS`): (typ
     calibration_folds=(int, 2, 100))
 CHANNEL_RANGES = dict(mean=(float, 0, 1), std=(float, '(0', 1))   # each of the 3 input normalisation numbers ([0, 1] pixels)
 RUN_RANGES = dict(threads=(int, 1, 1024),                          # torch CPU threads (`core.threads_scope`)
-                  n_train=(int, 1, 100_000), size=(int, 64, 4096)) # synthetic data: training images per category, image side
+                  n_train=(int, 1, 100_000), size=(int, 64, 4096), # synthetic data: training images per category, image side
+                  tile=RANGES['crop'],                             # tiling (15_tiling, --tile): a tile is the backbone's input
+                  tile_overlap=(int, 0, RANGES['crop'][2] - 1),    # pixels neighbouring tiles share (< the tile too: `check_tiling`)
+                  max_tiles=(int, 1, 100_000))                     # tiles per image in a tiled fit (`max_tiles`, --max-tiles)
 DEMO_CATEGORIES = ['weave', 'hexnut']   # the demo's synthetic categories: one texture, one object
 
 # %% ../nbs/00a_config.ipynb #123b66e7

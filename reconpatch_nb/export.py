@@ -15,9 +15,10 @@ from .core import DataError, ReConPatchError, atomic_write_bytes
 from .backbone import aggregate_patch_features
 from .memory_bank import NearestNeighbours, anomaly_map
 from .model import ReConPatch
+from .tiling import stored_tiling
 
 # %% auto #0
-__all__ = ['neighbour_table', 'ScoringGraph', 'export_metadata', 'check_parity', 'export_onnx']
+__all__ = ['neighbour_table', 'ScoringGraph', 'export_metadata', 'check_parity', 'export_onnx', 'check_exportable']
 
 # %% ../nbs/14_export.ipynb #adc478bd
 def neighbour_table(nn:NearestNeighbours, # the bank's search (a model's `build_index()`)
@@ -119,6 +120,7 @@ def export_onnx(model:ReConPatch, # a fitted model
                 opset:int=18, # ONNX opset
                )->dict: # the parity report, with 'path' and 'seconds'
     "Write `model` as one ONNX graph (images -> scores, maps) with its metadata, then check it against `predict`."
+    check_exportable(model)   # before any work
     path, t0 = Path(path), time.perf_counter()
     if path.is_dir(): raise DataError(f"{path}: is a folder, expected a .onnx file path")
     c = model.config
@@ -140,3 +142,12 @@ def export(self:ReConPatch, path:str|Path, # the .onnx file to write
            **kwargs)->dict: # see `export_onnx`
     "Export to ONNX with a parity check (see `export.export_onnx`)."
     return export_onnx(self, path, check_images, **kwargs)
+
+# %% ../nbs/14_export.ipynb #d7cc3c8a
+def check_exportable(model, # a model to export
+                    ):
+    "A one-line `ReConPatchError` when `model` was fitted on tiles: export is for models fitted on whole images."
+    if not (t := stored_tiling(model)): return
+    raise ReConPatchError(f"this model was fitted on tiles ({t['tile']} px, overlap {t['overlap']} px): export is for models fitted "
+                          "on whole images (the ONNX graph scores one resized, centre-cropped input, not an image in tiles); score "
+                          "a tiled model with `reconpatch predict` (in Python, `predict_tiled`), which tiles each image at its own resolution")

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 from PIL import Image
-from .config import RANGES, check_range, in_range, range_text
+from .config import RUN_RANGES, check_range, in_range, range_text
 from .core import DataError, ReConPatchError, measure, release_memory, seed_everything, seeded, threads_scope
 from .data import load_image, load_mask, to_tensor
 from .calibration import calibrate
@@ -19,9 +19,9 @@ from .synthetic import synthetic_image
 from .model import ReConPatch
 
 # %% auto #0
-__all__ = ['TILE_RANGE', 'MAX_TILES_RANGE', 'tile_starts', 'tile_grid', 'blend_window', 'stitch', 'as_image', 'image_tiles',
-           'check_tiling', 'stored_tiling', 'predict_tiling', 'predict_tiled', 'tiled_fit_bytes', 'TileDataset',
-           'fit_tiled', 'large_synthetic', 'evaluate_tiled', 'fit_tiled_to_file', 'test_tiled']
+__all__ = ['tile_starts', 'tile_grid', 'blend_window', 'stitch', 'as_image', 'image_tiles', 'check_tiling', 'stored_tiling',
+           'predict_tiling', 'predict_tiled', 'tiled_fit_bytes', 'TileDataset', 'fit_tiled', 'large_synthetic',
+           'evaluate_tiled', 'fit_tiled_to_file', 'test_tiled']
 
 # %% ../nbs/15_tiling.ipynb #255b3562
 def tile_starts(length:int, # image side in pixels
@@ -92,17 +92,14 @@ def image_tiles(x:torch.Tensor, # (3, H, W) normalised image
     return torch.stack([x[:, t:t + tile, l:l + tile] for t, l in pos]), pos
 
 # %% ../nbs/15_tiling.ipynb #cbd0f56f
-TILE_RANGE = RANGES['crop']          # a tile is the backbone's input, as the crop is: the crop's range
-MAX_TILES_RANGE = (int, 1, 100_000)  # tiles per image in a tiled fit (`max_tiles`)
-
 def _named(name:str, v)->str: return f"{name} {v}" if name.startswith('--') else f"{name}={v!r}"
 
 def check_tiling(tile, # tile side
                  overlap, # pixels shared by neighbouring tiles
                  names:tuple=('tile', 'overlap'), # their names in the message: ('--tile', '--tile-overlap') on the command line
                 ):
-    "A one-line `ValueError` naming the setting unless `tile` is in `TILE_RANGE` and 0 <= `overlap` < `tile`."
-    for name, v, spec in ((names[0], tile, TILE_RANGE), (names[1], overlap, (int, 0, int(tile) - 1))):
+    "A one-line `ValueError` naming the setting unless `tile` is in `RUN_RANGES['tile']` and 0 <= `overlap` < `tile`."
+    for name, v, spec in ((names[0], tile, RUN_RANGES['tile']), (names[1], overlap, (int, 0, int(tile) - 1))):
         if not in_range(v, spec):
             raise ValueError(f"{_named(name, v)}: expected {'an integer' if name.startswith('--') else 'an int'} in {range_text(spec)}"
                              + (f" (less than the tile, {tile} px)" if name == names[1] else ''))
@@ -112,7 +109,7 @@ def stored_tiling(model)->dict|None:
     cal = getattr(model, 'calibration', None)
     return cal.get('tiling') if isinstance(cal, dict) else None
 
-def _default_overlap(tile)->int: return min(32, tile // 4) if in_range(tile, TILE_RANGE) else 0
+def _default_overlap(tile)->int: return min(32, tile // 4) if in_range(tile, RUN_RANGES['tile']) else 0
 
 def _tiling(model, tile=None, overlap=None, names=('tile', 'overlap'))->tuple[int, int]:
     "The tile size and overlap: given, else the model's tiled fit's, else its crop and min(32, tile / 4); checked."
@@ -184,7 +181,7 @@ class TileDataset(torch.utils.data.Dataset):
                  seed:int=0):
         if len(images) == 0: raise DataError("TileDataset: no images")
         self.images, self.tile, self.overlap, self.mean, self.std = list(images), int(tile), int(overlap), mean, std
-        check_range('max_tiles', max_tiles, MAX_TILES_RANGE)
+        check_range('max_tiles', max_tiles)   # `RUN_RANGES['max_tiles']`
         grids = [tile_grid(max(h, tile), max(w, tile), tile, overlap) for h, w in map(_image_size, self.images)]
         k = min(len(g) for g in grids) if max_tiles is None else min(max_tiles, *map(len, grids))
         rng = np.random.default_rng(seed)
