@@ -28,7 +28,7 @@ _DEFECTS = {'weave':   ('hole', 'stain', 'thread'),
             'granite': ('crack', 'stain', 'color'),
             'hexnut':  ('scratch', 'chip', 'rust'),
             'vial':    ('broken', 'contamination', 'crack')}
-GENERATOR_VERSION = 1  # bump when the drawings change: datasets on disk with another version are regenerated
+GENERATOR_VERSION = 2  # bump when the drawings change: datasets on disk with another version are regenerated
 
 # %% ../nbs/02_synthetic.ipynb #5b65563c
 def _check_category(category:str, # a category name
@@ -452,7 +452,7 @@ def _shift(kind:str, # one of `SHIFTS`
     if kind == 'gain': return img * (1 + sign() * rng.uniform(0.06, 0.12)) * rng.uniform(0.97, 1.03, 3).astype(np.float32)
     if kind == 'position': return _warp(img, 0, *(sign() * rng.uniform(2, 5) * S / 256 for _ in range(2)))
     if kind == 'rotation': return _warp(img, sign() * rng.uniform(1, 2))
-    if kind == 'focus': return _blur(img, rng.uniform(0.8, 1.3) * S / 256)
+    if kind == 'focus': return _blur(img, rng.uniform(0.45, 0.65) * S / 256)
     raise ValueError(f'kind={kind!r}: expected one of {", ".join(SHIFTS)}')
 
 def _synthesize_shifted(category, S, rng, kind)->np.ndarray:
