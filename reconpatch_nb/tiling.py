@@ -21,7 +21,7 @@ from .model import ReConPatch
 # %% auto #0
 __all__ = ['tile_starts', 'tile_grid', 'blend_window', 'stitch', 'as_image', 'image_tiles', 'check_tiling', 'stored_tiling',
            'predict_tiling', 'predict_tiled', 'tiled_fit_bytes', 'TileDataset', 'fit_tiled', 'large_synthetic',
-           'evaluate_tiled', 'fit_tiled_to_file', 'test_tiled']
+           'fit_peak_mb', 'evaluate_tiled', 'fit_tiled_to_file', 'test_tiled']
 
 # %% ../nbs/15_tiling.ipynb #255b3562
 def tile_starts(length:int, # image side in pixels
@@ -289,6 +289,12 @@ def large_synthetic(category:str='granite', # a texture of `SYNTHETIC_CATEGORIES
     img[top:top + h, edge:edge + w] = np.clip(img[top:top + h, edge:edge + w] + delta, 0, 255).astype(np.uint8)
     mask[top:top + h, edge:edge + w] = d_mask[y0:y1, x0:x1]
     return img, mask
+
+# %% ../nbs/15_tiling.ipynb #1e9054a3
+def fit_peak_mb(model)->float|None:
+    "The highest resident memory (MB) among a fitted model's measured stages (None: no stage measured)."
+    peaks = [v['peak_rss_mb'] for v in model.timings.values() if isinstance(v, dict) and v.get('peak_rss_mb') is not None]
+    return max(peaks) if peaks else None
 
 # %% ../nbs/15_tiling.ipynb #9b250fc6
 def _peak_in(amap:np.ndarray, mask:np.ndarray)->bool: return bool(mask.reshape(-1)[int(amap.argmax())])
