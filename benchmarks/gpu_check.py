@@ -64,6 +64,7 @@ def main():
     s2, _ = ReConPatch.load(path, device=dev, progress=False).predict(imgs)
     print(f"fit on {dev}: {m.timings['fit_seconds']:.1f} s, stages {[(k, v['seconds']) for k, v in m.timings.items() if isinstance(v, dict)]}, "
           f'peak GPU {peak_mb(dev):.0f} MB; reload max |diff| {abs(s - s2).max():.2e}', flush=True)
+    print(f"threshold: {m.threshold_rule} (calibration_folds stage: the fold models, f trained again for each on a GPU)", flush=True)
     if abs(s - s2).max() > 1e-4: fails.append('reloaded model scores differ')
 
     print('OK' if not fails else 'FAILED: ' + '; '.join(fails))

@@ -45,7 +45,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _model_kwargs(a)->dict:
     "Model parameters from the parsed arguments (only those given); `--epochs N` means an epoch schedule (`steps=None`)."
-    kw = {k: getattr(a, k) for k in ('backbone', 'weights', 'layers', 'mean', 'std', 'steps', 'epochs', 'lr', 'coreset_ratio', 'seed')
+    kw = {k: getattr(a, k) for k in ('backbone', 'weights', 'layers', 'mean', 'std', 'steps', 'epochs', 'lr', 'coreset_ratio', 'seed',
+                                     'calibration_fold_f')
           if getattr(a, k, None) is not None}
     if 'epochs' in kw: kw['steps'] = None   # TrainConfig uses epochs only without a step budget
     if getattr(a, 'image_size', None): kw['crop'], kw['resize'] = a.image_size, int(round(a.image_size * 256 / 224))
@@ -158,6 +159,9 @@ def _model_args(s, seeds=False):
     arg('--lr', type=_num(RANGES['lr']), help=f"learning rate of f, in {_R('lr')} (default {{lr}})")
     arg('--coreset-ratio', type=_num(RANGES['coreset_ratio']), help=f"memory bank share of the patches, in {_R('coreset_ratio')} (default {{coreset_ratio}})")
     arg('--image-size', type=_num(IMAGE_SIZE), help=f"crop size in px, in {range_text(IMAGE_SIZE)} (default {{crop}}; resize = size*256/224)")
+    arg('--calibration-fold-f', action=argparse.BooleanOptionalAction, default=None, help=(
+        'threshold from held-out folds whose f is trained again without the fold: ReConPatch flags about as few new good images '
+        'as PatchCore, at 5 more trainings of f (default: on a GPU, not on a CPU)'))
     arg('--seed', type=_num(RANGES['seed']), default=0, help=f"seed of the fit, in {_R('seed')} (default 0)")
     if seeds: arg('--seeds', nargs='+', type=_num(RANGES['seed']), help=f"one full fit per seed, each in {_R('seed')}; the table gives mean and sd over them")
     arg('--device', help='cpu, cuda or cuda:N (default: cuda when available)'); _threads_arg(arg)

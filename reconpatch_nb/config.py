@@ -15,7 +15,7 @@ RANGES = dict(   # the model's numeric settings (keys of `model.DEFAULTS`): (typ
     coreset_proj_dim=(int, 1, 65536), reweight_b=(int, 1, 1000), blur_sigma=(float, 0, 100), seed=(int, 0, 2**32 - 1),
     extract_batch_size=(int, 1, 4096), steps=(int, 1, 10**7), epochs=(int, 1, 10**5), batch_size=(int, 2, 65536),
     lr=(float, '(0', 10), hidden_dim=(int, 1, 65536), proj_dim=(int, 1, 65536), k=(int, 2, 65536),
-    calibration_folds=(int, 2, 100))
+    calibration_folds=(int, 2, 100), calibration_max_images=(int, 1, 10**6), threshold_percentile=(float, 0, 100))
 CHANNEL_RANGES = dict(mean=(float, 0, 1), std=(float, '(0', 1))   # each of the 3 input normalisation numbers ([0, 1] pixels)
 RUN_RANGES = dict(threads=(int, 1, 1024),                          # torch CPU threads (`core.threads_scope`)
                   n_train=(int, 1, 100_000), size=(int, 64, 4096), # synthetic data: training images per category, image side

@@ -202,7 +202,7 @@ DEFAULTS = {
            resize=256, crop=224, feature_dim=1024),
     **_train_defaults(),   # training: whatever TrainConfig defines (06_training), with its defaults
     **dict(coreset_ratio=0.01, coreset_proj_dim=128, reweight=False, reweight_b=9, blur_sigma=4.,
-           val_fraction=None, calibration='kfold', calibration_folds=5, calibration_fold_f=False, calibration_max_images=200, threshold_percentile=99., seed=0, extract_batch_size=8,
+           val_fraction=None, calibration='kfold', calibration_folds=5, calibration_fold_f=None, calibration_max_images=200, threshold_percentile=99., seed=0, extract_batch_size=8,
            half_features=None),
 }
 
@@ -217,14 +217,9 @@ def _check_config(method:str, # one of `METHODS`
         warnings.warn("val_fraction is deprecated and ignored: calibration now uses leave-one-image-out scores of the "
                       "training images against the final bank (see calibration_max_images)", FutureWarning, stacklevel=3)
     c = {**DEFAULTS, **config}
-    cap, q = c['calibration_max_images'], c['threshold_percentile']
-    if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
-        raise ValueError(f"calibration_max_images={cap!r}: expected an int >= 1")
-    if not (isinstance(q, (int, float, np.number)) and 0 <= q <= 100):
-        raise ValueError(f"threshold_percentile={q!r}: expected a number in [0, 100]")
     for key, spec in RANGES.items(): check_range(key, c[key], spec)   # one table with the CLI's (config)
     if c['calibration'] not in CALIBRATIONS: raise ValueError(f"calibration={c['calibration']!r}: expected one of {CALIBRATIONS}")
-    if not isinstance(c['calibration_fold_f'], bool): raise ValueError(f"calibration_fold_f={c['calibration_fold_f']!r}: expected True or False")
+    if c['calibration_fold_f'] not in (None, True, False): raise ValueError(f"calibration_fold_f={c['calibration_fold_f']!r}: expected None (auto), True or False")
     if c['resize'] < c['crop']: raise ValueError(f"resize={c['resize']} is below crop={c['crop']}: expected resize >= crop")
     TrainConfig(**{k: c[k] for k in _train_defaults()}, seed=c['seed']).validate()   # training's own ranges, now
     return {**c, 'layers': tuple(c['layers'])}
@@ -322,7 +317,14 @@ def _calibrate(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings of
     "Set `calibration`, `nominal_stats`, `threshold` and `pixel_threshold` from 08a's `calibrate`."
     cal = calibrate(self.bank, self.bank_images, emb, n_img, grid, size, self.config, device=self.device, held_out=held)
     self.calibration, self.nominal_stats, self.pixel_threshold = cal['calibration'], cal['nominal_stats'], cal['pixel_threshold']
-    self.set_threshold(cal['threshold'], cal['threshold_rule'])
+    note = '' if held is None or self.method != 'reconpatch' else f" (f {'trained without each fold' if self._fold_f() else 'of the final model'})"
+    self.set_threshold(cal['threshold'], cal['threshold_rule'] + note)
+
+# %% ../nbs/08_model.ipynb #a85fab77
+@patch
+def _fold_f(self:ReConPatch)->bool:
+    "Whether the held-out folds train f again without each fold: `calibration_fold_f`, or (None) where f trains on a GPU (08a)."
+    return self.method == 'reconpatch' and (self.device.type == 'cuda' if self.config['calibration_fold_f'] is None else self.config['calibration_fold_f'])
 
 # %% ../nbs/08_model.ipynb #d52d87af
 @patch
@@ -331,17 +333,15 @@ def _fold_scores(self:ReConPatch, feats:torch.Tensor, # (n_img * P, feature_dim)
     "Scores of the calibration images from models (f and bank) fitted on the other folds (08a, 'Held-out folds')."
     c = self.config
     if c['calibration'] != 'kfold' or n_img < 2: return None
-    def fold_net(rows): # f of the fold models: the model's own, or (calibration_fold_f) trained without the fold
-        if self.method != 'reconpatch' or not c['calibration_fold_f']: return self.net
-        cfg = TrainConfig(**{f.name: c[f.name] for f in dataclasses.fields(TrainConfig) if f.name in c})
-        return train_reconpatch(feats, cfg, device=self.device, progress=False, rows=rows)[0].eval()
+    def fold_net(rows): # f of the fold models: the model's own, or (`_fold_f`) trained without the fold
+        if not self._fold_f(): return self.net
+        cfg = TrainConfig(**{k: c[k] for k in _train_defaults()}, seed=c['seed']); return train_reconpatch(feats, cfg, device=self.device, progress=False, rows=rows)[0].eval()
     return fold_scores(fold_net, feats, n_img, grid, size, c, device=self.device)
 
 # %% ../nbs/08_model.ipynb #f6bcb84b
 def _config_from_state(st:dict)->dict:
     "The model configuration of a file's state, older files included."
-    # files written earlier: no mean/std (they were fitted on ImageNet-normalised images), a deprecated val_fraction,
-    # perhaps training settings TrainConfig no longer has (f is trained already: they no longer matter)
+    # older files: no mean/std (fitted on ImageNet-normalised images), a deprecated val_fraction, gone training settings
     return {'mean': IMAGENET_MEAN, 'std': IMAGENET_STD,
             **{k: v for k, v in st['config'].items() if k in DEFAULTS and k != 'val_fraction'}}
 

@@ -14,7 +14,6 @@ from PIL import Image
 from .config import RUN_RANGES, check_range, in_range, range_text
 from .core import DataError, ReConPatchError, measure, release_memory, seed_everything, seeded, threads_scope
 from .data import load_image, load_mask, to_tensor
-from .calibration import calibrate
 from .synthetic import synthetic_image
 from .model import ReConPatch
 
@@ -252,10 +251,8 @@ def fit_tiled(model:ReConPatch, # an unfitted (or to be refitted) model
         with measure(model.timings, 'calibration_folds'): held = model._fold_scores(feats, n_img, *grid_img(h, w))   # None: 'loo'
         emb = model._embed_all(feats, inplace=True); del feats; release_memory()
         with measure(model.timings, 'coreset'): model._select_bank(emb, h * w * T)   # bank_images: the large image
-        with measure(model.timings, 'calibration'):
-            cal = calibrate(model.bank, model.bank_images, emb, n_img, *grid_img(h, w), c, device=model.device, held_out=held)
-    model.calibration, model.nominal_stats, model.pixel_threshold = cal['calibration'], cal['nominal_stats'], cal['pixel_threshold']
-    model.set_threshold(cal['threshold'], cal['threshold_rule'] + f' (maximum over {T} tiles of {t} px per image)')
+        with measure(model.timings, 'calibration'): model._calibrate(emb, n_img, *grid_img(h, w), held)   # as `fit` (08)
+    model.set_threshold(model.threshold, model.threshold_rule + f' (maximum over {T} tiles of {t} px per image)')
     model.calibration['tiling'] = dict(tile=t, overlap=ds.overlap, tiles_per_image=T, n_tiles=len(ds))
     model.timings['fit_seconds'] = round(time.perf_counter() - t0, 3)
     return model
