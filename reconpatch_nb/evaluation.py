@@ -137,7 +137,7 @@ def pro_curve_from_scores(normal:np.ndarray, # scores of all normal pixels
                           num_thresholds:int|None=None, # None: exact curve; else this many even thresholds
                           fpr_max:float=1.,  # stop at the first point with FPR >= fpr_max
                          )->tuple[np.ndarray, np.ndarray]:
-    "(fpr, pro) points from (0, 0) to (1, 1) (or to FPR `fpr_max`) for pixels grouped into regions."
+    "(fpr, pro) points from (0, 0) to FPR 1 (or `fpr_max`), thresholds down to the lowest normal score, for pixels grouped into regions."
     if normal.size == 0: raise DataError('AUPRO needs normal (mask 0) pixels, but there are none')
     if defect.size == 0: raise DataError('AUPRO needs defect regions, but no mask has a defect pixel')
     sizes = np.bincount(region); n_reg = int((sizes > 0).sum())
@@ -166,7 +166,7 @@ def pro_curve(masks, # (B,H,W) or (B,1,H,W) ground truth, nonzero = defect
               maps,  # (B,H,W) anomaly maps
               num_thresholds:int|None=None, # None: exact curve
              )->tuple[np.ndarray, np.ndarray]:
-    "The PRO curve: arrays (fpr, pro), from (0, 0) to (1, 1)."
+    "The PRO curve: arrays (fpr, pro), from (0, 0) to FPR 1 (thresholds down to the lowest normal score)."
     m, a = _check_masks_maps(masks, maps)
     normal, defect, region, _ = _regions(m, a)
     return pro_curve_from_scores(normal, defect, region, num_thresholds)
