@@ -13,8 +13,8 @@ from .memory_bank import NearestNeighbours, anomaly_map, greedy_coreset, image_s
 from .evaluation import percentile_threshold
 
 # %% auto #0
-__all__ = ['CALIBRATIONS', 'nearest_other_image', 'loo_index', 'loo_scores', 'fold_blocks', 'fold_bank', 'fold_scores',
-           'false_alarm_bound', 'describe_far', 'calibrate', 'ensemble_calibration']
+__all__ = ['CALIBRATIONS', 'nearest_other_image', 'loo_index', 'loo_scores', 'fold_blocks', 'f_groups', 'fold_bank',
+           'fold_scores', 'false_alarm_bound', 'describe_far', 'calibrate', 'ensemble_calibration']
 
 # %% ../nbs/08a_calibration.ipynb #031011a8
 def _spread(x:np.ndarray)->float:
@@ -98,6 +98,14 @@ def fold_blocks(n:int, # images
     k = max(1, min(folds, n)); edges = [round(i * n / k) for i in range(k + 1)]
     return [(edges[i], edges[i + 1]) for i in range(k)]
 
+# %% ../nbs/08a_calibration.ipynb #620fe70c
+def f_groups(n_folds:int, # calibration folds
+             fold_f=None, # `calibration_fold_f`: an int k >= 2 groups the folds into k; otherwise one group per fold
+            )->list[range]: # fold indices, contiguous groups in order
+    "The calibration folds grouped by the f that scores them: each f is trained without all the images of its group."
+    k = n_folds if isinstance(fold_f, bool) or fold_f is None else min(int(fold_f), n_folds)
+    return [range(a, b) for a, b in fold_blocks(n_folds, k)]
+
 # %% ../nbs/08a_calibration.ipynb #bc95c72e
 @torch.no_grad()
 def fold_bank(embed, # rows of patch features -> their embeddings (f, or the identity), float32 on the CPU
@@ -129,19 +137,26 @@ def _score_held_out(net, feats:Tensor, rows:Tensor, held:list, grid:tuple, size:
         for j, i in enumerate(ids): out[i] = (float(sc[j]), pix.reshape(len(ids), -1)[j], float(peak[j]))
     return out
 
+def _without(a:int, b:int, n_img:int, P:int)->Tensor:
+    "The feature rows of every image but images [a, b)."
+    return torch.cat([torch.arange(0, a * P), torch.arange(b * P, n_img * P)])
+
 def fold_scores(fold_net, # rows -> f fitted on those rows (an `nn.Module` with `embed`), or None (PatchCore)
                 feats:Tensor, # (n_img * P, D) cached patch features, images in order
                 n_img:int, grid:tuple, size:tuple, # training images, patch grid (h, w), image size (H, W)
-                config:dict, # the model's: calibration_folds, calibration_max_images, seed, coreset and scoring settings
+                config:dict, # the model's: calibration_folds, calibration_fold_f, calibration_max_images, seed, coreset and scoring settings
                 device=None)->tuple: # scores (n,), map values (subsampled), map maxima (n,) of the calibration images, in order
     "Each calibration image scored by a model (f and bank) fitted on the folds that do not hold it."
     c, P, dev = config, grid[0] * grid[1], get_device(device)
     images = _calibration_images(n_img, c['calibration_max_images'], c['seed']); want, out = set(images), {}
-    for a, b in fold_blocks(n_img, c['calibration_folds']):
-        held = [i for i in range(a, b) if i in want]
-        if not held: continue
-        rows = torch.cat([torch.arange(0, a * P), torch.arange(b * P, n_img * P)])
-        out.update(_score_held_out(fold_net(rows), feats, rows, held, grid, size, c, dev))   # f trains outside no_grad
+    blocks = fold_blocks(n_img, c['calibration_folds'])
+    for g in f_groups(len(blocks), c.get('calibration_fold_f')):   # one f per group of folds, trained without all of them
+        held_g = [i for k in g for i in range(*blocks[k]) if i in want]
+        if not held_g: continue
+        net = fold_net(_without(blocks[g[0]][0], blocks[g[-1]][1], n_img, P))   # f trains outside no_grad
+        for a, b in (blocks[k] for k in g):   # one bank per fold
+            held = [i for i in range(a, b) if i in want]
+            if held: out.update(_score_held_out(net, feats, _without(a, b, n_img, P), held, grid, size, c, dev))
     return (np.array([out[i][0] for i in images], np.float32), np.concatenate([out[i][1] for i in images]),
             np.array([out[i][2] for i in images], np.float32))
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_model.ipynb #d889bb25
 from __future__ import annotations
-import dataclasses, time, warnings
+import dataclasses, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -202,7 +202,7 @@ DEFAULTS = {
            resize=256, crop=224, feature_dim=1024),
     **_train_defaults(),   # training: whatever TrainConfig defines (06_training), with its defaults
     **dict(coreset_ratio=0.01, coreset_proj_dim=128, reweight=False, reweight_b=9, blur_sigma=4.,
-           val_fraction=None, calibration='kfold', calibration_folds=5, calibration_fold_f=None, calibration_max_images=200, threshold_percentile=99., seed=0, extract_batch_size=8,
+           calibration='kfold', calibration_folds=5, calibration_fold_f=None, calibration_max_images=200, threshold_percentile=99., seed=0, extract_batch_size=8,
            half_features=None),
 }
 
@@ -213,13 +213,11 @@ def _check_config(method:str, # one of `METHODS`
     if method not in METHODS: raise ValueError(f"method={method!r}: expected one of {METHODS}")
     unknown = set(config) - set(DEFAULTS)
     if unknown: raise TypeError(f"unknown parameter(s) {sorted(unknown)}; expected some of {sorted(DEFAULTS)}")
-    if config.get('val_fraction') is not None:
-        warnings.warn("val_fraction is deprecated and ignored: calibration now uses leave-one-image-out scores of the "
-                      "training images against the final bank (see calibration_max_images)", FutureWarning, stacklevel=3)
     c = {**DEFAULTS, **config}
     for key, spec in RANGES.items(): check_range(key, c[key], spec)   # one table with the CLI's (config)
     if c['calibration'] not in CALIBRATIONS: raise ValueError(f"calibration={c['calibration']!r}: expected one of {CALIBRATIONS}")
-    if c['calibration_fold_f'] not in (None, True, False): raise ValueError(f"calibration_fold_f={c['calibration_fold_f']!r}: expected None (auto), True or False")
+    if not (isinstance(ff := c['calibration_fold_f'], bool) or ff is None or isinstance(ff, (int, np.integer)) and ff >= 2):
+        raise ValueError(f"calibration_fold_f={ff!r}: expected None (auto), True, False or an int >= 2 (that many trainings of f)")
     if c['resize'] < c['crop']: raise ValueError(f"resize={c['resize']} is below crop={c['crop']}: expected resize >= crop")
     TrainConfig(**{k: c[k] for k in _train_defaults()}, seed=c['seed']).validate()   # training's own ranges, now
     return {**c, 'layers': tuple(c['layers'])}
@@ -317,7 +315,8 @@ def _calibrate(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings of
     "Set `calibration`, `nominal_stats`, `threshold` and `pixel_threshold` from 08a's `calibrate`."
     cal = calibrate(self.bank, self.bank_images, emb, n_img, grid, size, self.config, device=self.device, held_out=held)
     self.calibration, self.nominal_stats, self.pixel_threshold = cal['calibration'], cal['nominal_stats'], cal['pixel_threshold']
-    note = '' if held is None or self.method != 'reconpatch' else f" (f {'trained without each fold' if self._fold_f() else 'of the final model'})"
+    k = self.config['calibration_fold_f']; how = 'each fold' if k is None or k is True else f'each of {k} groups of the folds'
+    note = '' if held is None or self.method != 'reconpatch' else f" (f {'trained without ' + how if self._fold_f() else 'of the final model'})"
     self.set_threshold(cal['threshold'], cal['threshold_rule'] + note)
 
 # %% ../nbs/08_model.ipynb #a85fab77
@@ -340,10 +339,9 @@ def _fold_scores(self:ReConPatch, feats:torch.Tensor, # (n_img * P, feature_dim)
 
 # %% ../nbs/08_model.ipynb #f6bcb84b
 def _config_from_state(st:dict)->dict:
-    "The model configuration of a file's state, older files included."
-    # older files: no mean/std (fitted on ImageNet-normalised images), a deprecated val_fraction, gone training settings
+    "A file's model configuration; older files: no mean/std (they were ImageNet-normalised), settings no longer used."
     return {'mean': IMAGENET_MEAN, 'std': IMAGENET_STD,
-            **{k: v for k, v in st['config'].items() if k in DEFAULTS and k != 'val_fraction'}}
+            **{k: v for k, v in st['config'].items() if k in DEFAULTS}}
 
 # %% ../nbs/08_model.ipynb #de9cb63e
 _all_ = ['Detector', 'Ensemble']   # re-exported from `ensemble` (08b)
