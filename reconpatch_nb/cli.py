@@ -159,9 +159,12 @@ def _model_args(s, seeds=False):
     arg('--lr', type=_num(RANGES['lr']), help=f"learning rate of f, in {_R('lr')} (default {{lr}})")
     arg('--coreset-ratio', type=_num(RANGES['coreset_ratio']), help=f"memory bank share of the patches, in {_R('coreset_ratio')} (default {{coreset_ratio}})")
     arg('--image-size', type=_num(IMAGE_SIZE), help=f"crop size in px, in {range_text(IMAGE_SIZE)} (default {{crop}}; resize = size*256/224)")
-    arg('--calibration-fold-f', action=argparse.BooleanOptionalAction, default=None, help=(
+    ff = s.add_mutually_exclusive_group().add_argument
+    ff('--calibration-fold-f', nargs='?', const=True, default=None, type=_num((int, 2, 100)), metavar='K', help=(
         'threshold from held-out folds whose f is trained again without the fold: ReConPatch flags about as few new good images '
-        'as PatchCore, at 5 more trainings of f (default: on a GPU, not on a CPU)'))
+        'as PatchCore, at 5 more trainings of f; with K, K trainings, each without a group of the folds (2: the cheap choice '
+        'on a CPU) (default: on a GPU, not on a CPU)'))
+    ff('--no-calibration-fold-f', dest='calibration_fold_f', action='store_const', const=False, help='the folds keep the final f (the CPU default)')
     arg('--seed', type=_num(RANGES['seed']), default=0, help=f"seed of the fit, in {_R('seed')} (default 0)")
     if seeds: arg('--seeds', nargs='+', type=_num(RANGES['seed']), help=f"one full fit per seed, each in {_R('seed')}; the table gives mean and sd over them")
     arg('--device', help='cpu, cuda or cuda:N (default: cuda when available)'); _threads_arg(arg)
