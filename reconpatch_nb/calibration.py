@@ -150,13 +150,12 @@ def fold_scores(fold_net, # rows -> f fitted on those rows (an `nn.Module` with 
     c, P, dev = config, grid[0] * grid[1], get_device(device)
     images = _calibration_images(n_img, c['calibration_max_images'], c['seed']); want, out = set(images), {}
     blocks = fold_blocks(n_img, c['calibration_folds'])
+    held = [[i for i in range(a, b) if i in want] for a, b in blocks]   # each fold's calibration images
     for g in f_groups(len(blocks), c.get('calibration_fold_f')):   # one f per group of folds, trained without all of them
-        held_g = [i for k in g for i in range(*blocks[k]) if i in want]
-        if not held_g: continue
+        if not any(held[k] for k in g): continue
         net = fold_net(_without(blocks[g[0]][0], blocks[g[-1]][1], n_img, P))   # f trains outside no_grad
-        for a, b in (blocks[k] for k in g):   # one bank per fold
-            held = [i for i in range(a, b) if i in want]
-            if held: out.update(_score_held_out(net, feats, _without(a, b, n_img, P), held, grid, size, c, dev))
+        for k in (k for k in g if held[k]):   # one bank per fold
+            out.update(_score_held_out(net, feats, _without(*blocks[k], n_img, P), held[k], grid, size, c, dev))
     return (np.array([out[i][0] for i in images], np.float32), np.concatenate([out[i][1] for i in images]),
             np.array([out[i][2] for i in images], np.float32))
 
@@ -226,6 +225,13 @@ def _warn_calibration(n:int, held_out:bool, q:float): # calibration images, whet
                       f"{images_needed(q)}+ images make it at most {2 * (100 - q):g}% (model.calibration['far'] has the bound)")
 
 # %% ../nbs/08a_calibration.ipynb #4f535ba8
+def _fold_f_note(n_img:int, c:dict, held_out, fold_f)->str:
+    "What the threshold rule says of the folds' f: trained without each fold (or group of folds), or the final model's."
+    if held_out is None or fold_f is None: return ''
+    folds = len(fold_blocks(n_img, c['calibration_folds'])); groups = len(f_groups(folds, c.get('calibration_fold_f')))
+    how = 'each fold' if groups == folds else f'each of {groups} groups of the folds'   # as `fold_scores` groups them
+    return f" (f {'trained without ' + how if fold_f else 'of the final model'})"
+
 def calibrate(bank:Tensor, # (M, D) the final bank
               bank_images:Tensor, # (M,) the training image of each bank vector
               emb:Tensor, # (n_img * P, D) embeddings of all training images, in order
@@ -233,6 +239,7 @@ def calibrate(bank:Tensor, # (M, D) the final bank
               config:dict, # the model's: calibration_max_images, threshold_percentile, seed, reweight, reweight_b, blur_sigma, extract_batch_size
               device=None, # where to compute (None: the GPU when present)
               held_out:tuple|None=None, # `fold_scores`' (scores, map values, map maxima); None: leave-one-image-out scores
+              fold_f:bool|None=None, # with `held_out`: whether the folds' f was trained without them; None: no f (PatchCore)
              )->dict: # calibration, nominal_stats, threshold, threshold_rule, pixel_threshold
     "Nominal statistics, the image threshold with the false-alarm rate it expects, and the mask's pixel threshold from held-out scores of the training images."
     c, q = config, config['threshold_percentile']
@@ -252,8 +259,8 @@ def calibrate(bank:Tensor, # (M, D) the final bank
                 nominal_stats=dict(mean=float(scores.mean()), std=_spread(scores), n=int(len(scores)),
                                    pixel_mean=float(pix.mean()), pixel_std=_spread(pix), held_out=left_out),
                 threshold=thr, pixel_threshold=percentile_threshold(peak, q),
-                threshold_rule=(f'percentile-{q:g} of {len(images)} {how} nominal image scores' if left_out
-                                else f'percentile-{q:g} of training image scores (biased low)'))
+                threshold_rule=(f'percentile-{q:g} of {len(images)} {how} nominal image scores{_fold_f_note(n_img, c, held_out, fold_f)}'
+                                if left_out else f'percentile-{q:g} of training image scores (biased low)'))
 
 # %% ../nbs/08a_calibration.ipynb #0d6f915a
 def _member_calibrations(models:list, # the ensemble's members

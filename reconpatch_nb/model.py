@@ -195,6 +195,10 @@ def _train_defaults()->dict:
     return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
             for f in dataclasses.fields(TrainConfig) if f.name != 'seed'}
 
+def _train_config(c:dict)->TrainConfig: # a model configuration (`DEFAULTS`' keys)
+    "Its training settings as a `TrainConfig`, seeded with the model's seed."
+    return TrainConfig(**{k: c[k] for k in _train_defaults()}, seed=c['seed'])
+
 # %% ../nbs/08_model.ipynb #55840337
 DEFAULTS = {
     **dict(backbone='wide_resnet50_2', layers=('layer2', 'layer3'), pretrained=True, weights=None,
@@ -219,7 +223,7 @@ def _check_config(method:str, # one of `METHODS`
     if not (isinstance(ff := c['calibration_fold_f'], bool) or ff is None or isinstance(ff, (int, np.integer)) and ff >= 2):
         raise ValueError(f"calibration_fold_f={ff!r}: expected None (auto), True, False or an int >= 2 (that many trainings of f)")
     if c['resize'] < c['crop']: raise ValueError(f"resize={c['resize']} is below crop={c['crop']}: expected resize >= crop")
-    TrainConfig(**{k: c[k] for k in _train_defaults()}, seed=c['seed']).validate()   # training's own ranges, now
+    _train_config(c).validate()   # training's own ranges, now
     return {**c, 'layers': tuple(c['layers'])}
 
 # %% ../nbs/08_model.ipynb #d4947530
@@ -275,8 +279,7 @@ def _fit_net(self:ReConPatch, feats:torch.Tensor): # (N, feature_dim) cached pat
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(c['seed']); self.net, self.history = ReConPatchNet(feats.shape[1], c['hidden_dim'], c['proj_dim']), []
     else:
-        cfg = TrainConfig(**{f.name: c[f.name] for f in dataclasses.fields(TrainConfig) if f.name in c})
-        self.net, self.history = train_reconpatch(feats, cfg, device=self.device, progress=self.progress)
+        self.net, self.history = train_reconpatch(feats, _train_config(c), device=self.device, progress=self.progress)
     if self.net is not None: self.net = self.net.to(self.device).eval()
 
 # %% ../nbs/08_model.ipynb #0db145f0
@@ -311,13 +314,13 @@ def _select_bank(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings,
 @patch
 def _calibrate(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings of all training images, in order
                n_img:int, grid:tuple, size:tuple, # training images, patch grid (h, w), image size (H, W)
-               held:tuple|None=None): # `_fold_scores`' output (None: leave-one-image-out scores)
+               held:tuple|None=None, # `_fold_scores`' output (None: leave-one-image-out scores)
+               rule_note:str=''): # appended to the threshold rule (a tiled fit's tiles)
     "Set `calibration`, `nominal_stats`, `threshold` and `pixel_threshold` from 08a's `calibrate`."
-    cal = calibrate(self.bank, self.bank_images, emb, n_img, grid, size, self.config, device=self.device, held_out=held)
+    cal = calibrate(self.bank, self.bank_images, emb, n_img, grid, size, self.config, device=self.device, held_out=held,
+                    fold_f=self._fold_f() if self.method == 'reconpatch' else None)   # the rule says which f scored the folds
     self.calibration, self.nominal_stats, self.pixel_threshold = cal['calibration'], cal['nominal_stats'], cal['pixel_threshold']
-    k = self.config['calibration_fold_f']; how = 'each fold' if k is None or k is True else f'each of {k} groups of the folds'
-    note = '' if held is None or self.method != 'reconpatch' else f" (f {'trained without ' + how if self._fold_f() else 'of the final model'})"
-    self.set_threshold(cal['threshold'], cal['threshold_rule'] + note)
+    self.set_threshold(cal['threshold'], cal['threshold_rule'] + rule_note)
 
 # %% ../nbs/08_model.ipynb #a85fab77
 @patch
@@ -333,15 +336,13 @@ def _fold_scores(self:ReConPatch, feats:torch.Tensor, # (n_img * P, feature_dim)
     c = self.config
     if c['calibration'] != 'kfold' or n_img < 2: return None
     def fold_net(rows): # f of the fold models: the model's own, or (`_fold_f`) trained without the fold
-        if not self._fold_f(): return self.net
-        cfg = TrainConfig(**{k: c[k] for k in _train_defaults()}, seed=c['seed']); return train_reconpatch(feats, cfg, device=self.device, progress=False, rows=rows)[0].eval()
+        return train_reconpatch(feats, _train_config(c), device=self.device, progress=False, rows=rows)[0].eval() if self._fold_f() else self.net
     return fold_scores(fold_net, feats, n_img, grid, size, c, device=self.device)
 
 # %% ../nbs/08_model.ipynb #f6bcb84b
 def _config_from_state(st:dict)->dict:
     "A file's model configuration; older files: no mean/std (they were ImageNet-normalised), settings no longer used."
-    return {'mean': IMAGENET_MEAN, 'std': IMAGENET_STD,
-            **{k: v for k, v in st['config'].items() if k in DEFAULTS}}
+    return {'mean': IMAGENET_MEAN, 'std': IMAGENET_STD, **{k: v for k, v in st['config'].items() if k in DEFAULTS}}
 
 # %% ../nbs/08_model.ipynb #de9cb63e
 _all_ = ['Detector', 'Ensemble']   # re-exported from `ensemble` (08b)

@@ -251,8 +251,8 @@ def fit_tiled(model:ReConPatch, # an unfitted (or to be refitted) model
         with measure(model.timings, 'calibration_folds'): held = model._fold_scores(feats, n_img, *grid_img(h, w))   # None: 'loo'
         emb = model._embed_all(feats, inplace=True); del feats; release_memory()
         with measure(model.timings, 'coreset'): model._select_bank(emb, h * w * T)   # bank_images: the large image
-        with measure(model.timings, 'calibration'): model._calibrate(emb, n_img, *grid_img(h, w), held)   # as `fit` (08)
-    model.set_threshold(model.threshold, model.threshold_rule + f' (maximum over {T} tiles of {t} px per image)')
+        with measure(model.timings, 'calibration'):   # as `fit` (08)
+            model._calibrate(emb, n_img, *grid_img(h, w), held, rule_note=f' (maximum over {T} tiles of {t} px per image)')
     model.calibration['tiling'] = dict(tile=t, overlap=ds.overlap, tiles_per_image=T, n_tiles=len(ds))
     model.timings['fit_seconds'] = round(time.perf_counter() - t0, 3)
     return model
