@@ -15,7 +15,8 @@ from .config import check_range
 __all__ = ['IN_TEST', 'MAX_AUTO_THREADS', 'AUTO_THREADS_MAX_AGE', 'ReConPatchError', 'DataError', 'WeightsUnavailableError',
            'ModelFileError', 'get_device', 'seed_everything', 'seeded', 'busy_cpus', 'usable_cpus', 'physical_cores',
            'auto_threads', 'threads_scope', 'atomic_write_bytes', 'atomic_torch_save', 'count_nonfinite', 'peak_rss_mb',
-           'measure', 'release_memory', 'keep_freed_memory', 'transposed_copy']
+           'measure', 'release_memory', 'malloc_thresholds', 'keep_freed_memory', 'freed_memory_kept',
+           'transposed_copy']
 
 # %% ../nbs/00_core.ipynb #0c2f7f55
 IN_TEST = bool(os.environ.get('IN_TEST'))
@@ -229,13 +230,38 @@ def release_memory()->bool:
 
 
 # %% ../nbs/00_core.ipynb #294bba5b
+def _env_bytes(name:str, default:int=128 * 1024)->int:   # glibc's starting thresholds: 128 KB
+    try: return int(os.environ.get(name, default))
+    except ValueError: return default
+
+_THRESHOLDS = dict(mmap=_env_bytes('MALLOC_MMAP_THRESHOLD_'), trim=_env_bytes('MALLOC_TRIM_THRESHOLD_'))   # as last set
+
+def malloc_thresholds()->dict:
+    "glibc's mmap and trim thresholds in bytes, as this process last set them (glibc's starting values before that)."
+    return dict(_THRESHOLDS)
+
+def _set_thresholds(mmap:int, trim:int)->bool: # bytes
+    "Set glibc's mmap and trim thresholds; False where the C library has no `mallopt` or refuses the values."
+    try: opt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError): return False
+    ok = opt(-3, int(mmap)) == 1 and opt(-1, int(trim)) == 1   # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    if ok: _THRESHOLDS.update(mmap=int(mmap), trim=int(trim))
+    return ok
+
 def keep_freed_memory(mmap_mb:int=32, # blocks above this get their own mapping (glibc's dynamic rule tops out at 32)
                       trim_mb:int=64, # free memory at the heap's top kept for reuse (glibc's rule: 2 x mmap_mb)
                      )->bool: # False where the C library has no `mallopt` or refuses the values
     "Raise glibc's mmap and trim thresholds, so a loop reuses the blocks it freed instead of faulting in new pages."
-    try: opt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError, TypeError): return False
-    return opt(-3, int(mmap_mb) << 20) == 1 and opt(-1, int(trim_mb) << 20) == 1   # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    return _set_thresholds(int(mmap_mb) << 20, int(trim_mb) << 20)
+
+@contextmanager
+def freed_memory_kept(mmap_mb:int=32, trim_mb:int=64): # as `keep_freed_memory`
+    "`keep_freed_memory` inside the block; after it, the thresholds as they were (`malloc_thresholds`)."
+    before = malloc_thresholds()
+    kept = keep_freed_memory(mmap_mb, trim_mb)
+    try: yield kept
+    finally:
+        if kept: _set_thresholds(**before)
 
 # %% ../nbs/00_core.ipynb #51184b42
 def transposed_copy(a:torch.Tensor, # (n, m) matrix

@@ -18,7 +18,8 @@ from .core import DataError, ReConPatchError, atomic_write_bytes, count_nonfinit
 
 # %% auto #0
 __all__ = ['MEASURE_ROWS', 'coreset_size', 'random_projection', 'greedy_coreset', 'backend_cache_file', 'measure_backend',
-           'NearestNeighbours', 'patch_scores', 'image_scores', 'gaussian_kernel1d', 'gaussian_blur', 'anomaly_map']
+           'NearestNeighbours', 'ranking_distances', 'patch_scores', 'reweight_factor', 'image_scores',
+           'gaussian_kernel1d', 'gaussian_blur', 'anomaly_map']
 
 # %% ../nbs/07_memory_bank.ipynb #192fcc79
 def coreset_size(n:int,       # number of features
@@ -307,6 +308,14 @@ def _query_images(self:NearestNeighbours, exclude_images, n:int)->Tensor|None:
     if len(xi) != n: raise DataError(f"exclude_images: expected one image per query ({n}), got {len(xi)}")
     return xi
 
+# %% ../nbs/07_memory_bank.ipynb #d221278e
+def ranking_distances(q:Tensor, # (Q, D) queries
+                      bank:Tensor, # (M, D) bank vectors
+                      bank_sq:Tensor, # (M,) their squared norms
+                     )->Tensor: # (Q, M) |m|^2 - 2 q.m
+    "The Gram form the exact search ranks by: |q - m|^2 less |q|^2 (the same order for each query), one matrix product."
+    return torch.addmm(bank_sq[None], q, bank.T, alpha=-2.)
+
 # %% ../nbs/07_memory_bank.ipynb #ea396d52
 @patch
 def _excluding(self:NearestNeighbours, x:Tensor, xi:Tensor, # (q, D) queries and their images, on the search's device
@@ -317,7 +326,7 @@ def _excluding(self:NearestNeighbours, x:Tensor, xi:Tensor, # (q, D) queries and
     v, i = d2.masked_fill_(xi[:, None] == img[None], float('inf')).topk(k, dim=1, largest=False)
     rows = torch.isin(img, xi).nonzero()[:, 0] if st is not None else img[:0]   # stand-ins of these queries' images
     if not len(rows): return i.masked_fill_(v.isinf(), -1)
-    ds = torch.addmm(st_sq[rows][None], x, st[rows].T, alpha=-2.).masked_fill_(xi[:, None] != img[rows][None], float('inf'))
+    ds = ranking_distances(x, st[rows], st_sq[rows]).masked_fill_(xi[:, None] != img[rows][None], float('inf'))
     vs, js = ds.topk(min(k, len(rows)), dim=1, largest=False)
     v, pos = torch.cat([v, vs], 1).topk(k, dim=1, largest=False)
     return torch.cat([i, len(bank) + rows[js]], 1).gather(1, pos).masked_fill_(v.isinf(), -1)
@@ -332,7 +341,7 @@ def _knn(self:NearestNeighbours, x:Tensor, k:int, # (Q, D) float32 CPU queries, 
     out, step = [], max(1, (2**24 if xi is None else 2**20) // len(self))   # <= 64 MB of distances at a time (masked: 4 MB)
     for a in range(0, len(x), step):
         xa = x[a:a + step].to(bank.device)
-        d2 = torch.addmm(sq[None], xa, bank.T, alpha=-2.)   # |m|^2 - 2 q.m: same order as |q - m|^2
+        d2 = ranking_distances(xa, bank, sq)   # |m|^2 - 2 q.m: same order as |q - m|^2
         if xi is not None: out.append(self._excluding(xa, xi[a:a + step].to(bank.device), d2, k).cpu())
         else: out.append((d2.argmin(1, keepdim=True) if k == 1 else d2.topk(k, dim=1, largest=False).indices).cpu())
     return torch.cat(out) if out else torch.empty(0, k, dtype=torch.long)
@@ -357,6 +366,13 @@ def patch_scores(nn:NearestNeighbours, # the memory bank's index
     xi = None if exclude_images is None else torch.as_tensor(exclude_images).reshape(len(q), *[1] * (q.ndim - 2)).expand(q.shape[:-1])
     dist, idx = nn.search(q.reshape(-1, q.shape[-1]), k=1, chunk=chunk, exclude_images=None if xi is None else xi.reshape(-1))
     return dist[:, 0].reshape(q.shape[:-1]), idx[:, 0].reshape(q.shape[:-1])
+
+# %% ../nbs/07_memory_bank.ipynb #d2a4d7f4
+def reweight_factor(d_star:Tensor, # (B,) distance of each image's most anomalous patch to its nearest bank vector m*
+                    d_nbrs:Tensor, # (B, b) its distances to the b nearest bank vectors of m* (-inf: no term)
+                   )->Tensor: # (B,) the weight in [1 - 1/b, 1)
+    "PatchCore's Eq. 7 weight: 1 - exp|m_test* - m*| / sum over N_b(m*) of exp|m_test* - m|, as a log-sum-exp."
+    return 1 - torch.exp(d_star - torch.logsumexp(d_nbrs, dim=1))
 
 # %% ../nbs/07_memory_bank.ipynb #cae76012
 def image_scores(scores:Tensor,                 # (B, P) or (B, H, W) patch scores
@@ -383,8 +399,7 @@ def image_scores(scores:Tensor,                 # (B, P) or (B, H, W) patch scor
     nbr = nn.search(bank[star], k=min(b, len(nn)), exclude_images=exclude_images)[1]       # N_b(m*), (B, b)
     d = (q[:, None] - bank[nbr.clamp(min=0)]).norm(dim=-1).masked_fill_(nbr < 0, float('-inf'))   # -1: none left, no term
     d_star = (q - bank[star]).norm(dim=-1)
-    w = 1 - torch.exp(d_star - torch.logsumexp(d, dim=1))
-    return w.to(smax.device) * smax
+    return reweight_factor(d_star, d).to(smax.device) * smax
 
 # %% ../nbs/07_memory_bank.ipynb #b0ff32cf
 def gaussian_kernel1d(sigma:float, radius:int)->Tensor:

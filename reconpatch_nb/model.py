@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from fastcore.basics import patch
 import reconpatch_nb
-from .config import RANGES, check_range
+from .config import check_config, check_image_size, check_range
 from .core import (DataError, ModelFileError, ReConPatchError, atomic_torch_save, get_device, measure,
                                 release_memory, seed_everything, seeded, threads_scope)
 from .backbone import Backbone, Features, PatchFeatureExtractor, backbone_normalization
@@ -58,7 +58,7 @@ class ReConPatch(Detector):
         c, t0, self.timings = self.config, time.perf_counter(), {}
         if len(dataset) == 0: raise DataError("the training set is empty: fit needs at least one normal image")
         size, n_img = tuple(_check_items(dataset)['image'].shape[-2:]), len(dataset)
-        self._check_normalization(dataset)
+        self._check_normalization(dataset); check_image_size(size, c['crop'])   # the data the config describes, before any work
         own = features is None   # features extracted here may be overwritten by f(p)
         # seeded: repeatable, and the global generators are left as they were; threads: the idle cores, or `threads`
         with threads_scope(self.threads), seeded(c['seed']):
@@ -213,18 +213,17 @@ DEFAULTS = {
 # %% ../nbs/08_model.ipynb #b63671da
 def _check_config(method:str, # one of `METHODS`
                   config:dict)->dict: # keys of `DEFAULTS`
-    "`DEFAULTS` updated with `config`, after refusing an unknown method or key and out-of-range calibration settings."
+    "`DEFAULTS` updated with `config`, after refusing an unknown method or key and any setting out of its range or kind."
     if method not in METHODS: raise ValueError(f"method={method!r}: expected one of {METHODS}")
     unknown = set(config) - set(DEFAULTS)
     if unknown: raise TypeError(f"unknown parameter(s) {sorted(unknown)}; expected some of {sorted(DEFAULTS)}")
-    c = {**DEFAULTS, **config}
-    for key, spec in RANGES.items(): check_range(key, c[key], spec)   # one table with the CLI's (config)
+    c = check_config({**DEFAULTS, **config})   # each setting against its range or kind: one table with the CLI's (00a_config)
     if c['calibration'] not in CALIBRATIONS: raise ValueError(f"calibration={c['calibration']!r}: expected one of {CALIBRATIONS}")
     if not (isinstance(ff := c['calibration_fold_f'], bool) or ff is None or isinstance(ff, (int, np.integer)) and ff >= 2):
         raise ValueError(f"calibration_fold_f={ff!r}: expected None (auto), True, False or an int >= 2 (that many trainings of f)")
     if c['resize'] < c['crop']: raise ValueError(f"resize={c['resize']} is below crop={c['crop']}: expected resize >= crop")
     _train_config(c).validate()   # training's own ranges, now
-    return {**c, 'layers': tuple(c['layers'])}
+    return c
 
 # %% ../nbs/08_model.ipynb #d4947530
 def _resolve_normalization(c:dict)->tuple: # a configuration (`_check_config`'s output)

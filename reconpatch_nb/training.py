@@ -11,12 +11,13 @@ import torch
 from torch import nn, Tensor
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .core import DataError, ReConPatchError, count_nonfinite, get_device, keep_freed_memory
+from .config import INITS, check_setting
+from .core import DataError, ReConPatchError, count_nonfinite, freed_memory_kept, get_device
 from .similarities import pseudo_labels
 from .loss import relaxed_contrastive_loss
 
 # %% auto #0
-__all__ = ['INITS', 'PAPER_SCHEDULE', 'ReConPatchNet', 'make_target', 'ema_update', 'AdamP', 'init_representation', 'TrainConfig',
+__all__ = ['PAPER_SCHEDULE', 'ReConPatchNet', 'make_target', 'ema_update', 'AdamP', 'init_representation', 'TrainConfig',
            'reconpatch_step', 'train_reconpatch']
 
 # %% ../nbs/06_training.ipynb #bbce1fea
@@ -137,8 +138,6 @@ def _pca_rows(features:Tensor, # (N, D) patches
     return vecs[:, -h:].flip(1).T
 
 # %% ../nbs/06_training.ipynb #87c358db
-INITS = ('random', 'orthogonal', 'pca')
-
 @torch.no_grad()
 def init_representation(net:ReConPatchNet, # its `f` is set in place
                         features:Tensor|None=None, # (N, D) patches; needed for 'pca'
@@ -181,17 +180,9 @@ class TrainConfig:
 # %% ../nbs/06_training.ipynb #36952cdc
 @patch
 def validate(self:TrainConfig):
-    "Raise `ValueError` naming the first bad field; else return `self`."
-    sig_ok = self.sigma == 'median' if isinstance(self.sigma, str) else self.sigma > 0
-    checks = [('steps', self.steps is None or (isinstance(self.steps, int) and self.steps >= 1)),
-              ('epochs', self.epochs >= 1), ('batch_size', self.batch_size >= 2), ('lr', self.lr > 0),
-              ('weight_decay', self.weight_decay >= 0), ('gamma', 0 <= self.gamma <= 1),
-              ('alpha', 0 <= self.alpha <= 1), ('sigma', sig_ok), ('k', 2 <= self.k <= self.batch_size),
-              ('margin', self.margin > 0), ('hidden_dim', self.hidden_dim >= 1), ('proj_dim', self.proj_dim >= 1),
-              ('steps_per_epoch', self.steps_per_epoch is None or self.steps_per_epoch >= 1),
-              ('init', self.init in INITS)]
-    for name, ok in checks:
-        if not ok: raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r} is out of range")
+    "Raise a one-line `ValueError` naming the first bad field, its value and its range (`config.RANGES`, the model's); else return `self`."
+    for f in dataclasses.fields(self): check_setting(f.name, getattr(self, f.name), label=f'TrainConfig.{f.name}')
+    if self.k > self.batch_size: raise ValueError(f"TrainConfig.k={self.k!r}: expected an int in [2, batch_size={self.batch_size}]")
     return self
 
 # %% ../nbs/06_training.ipynb #d6924464
@@ -265,6 +256,18 @@ def _batches(N:int, # number of patches
         if s == 0: perm = torch.randperm(N, generator=gen)
         yield perm[(s * B + arange_b) % N]
 
+# %% ../nbs/06_training.ipynb #fd069693
+def _divergence_causes(features:Tensor, # (N, D) the training's patch features (checked finite before training)
+                       cfg:TrainConfig, # its settings
+                       n:int=65536, # rows looked at
+                      )->str:
+    "The likely causes of a non-finite loss that training can see, as one line: the learning rate, the features' scale."
+    big, lr0 = float(features[:n].float().abs().amax()), TrainConfig.lr   # the default lr
+    causes = ([f"lr={cfg.lr:g} is {cfg.lr / lr0:.3g}x the default {lr0:g}: lower it"] if cfg.lr > 10 * lr0 else []) + \
+             ([f"patch features up to {big:.3g} in size (a backbone fed [0, 1] pixels normalised with its own mean and std gives "
+               f"under ~1e3): check the input normalisation (mean, std) and the images"] if big > 1e3 else [])
+    return '; '.join(causes) or f"features up to {big:.3g} in size and lr={cfg.lr:g} look ordinary: lower lr, or check the features"
+
 # %% ../nbs/06_training.ipynb #203f8437
 def train_reconpatch(features:Tensor, # (N, D) cached patch features (float16/32, CPU or device)
                      cfg:TrainConfig|None=None, # hyper-parameters (default `TrainConfig()`)
@@ -283,29 +286,30 @@ def train_reconpatch(features:Tensor, # (N, D) cached patch features (float16/32
     B = min(cfg.batch_size, N)
     total, per_epoch = _schedule(cfg, N, B)
     net, target = _init_nets(features, cfg, dev)
-    keep_freed_memory()   # every step frees and re-allocates the same B x B matrices: reuse them (see core)
-    target0 = [t.detach().clone() for t in target.parameters()]
-    opt = AdamP(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-    # a record per epoch; with a step budget at least 10 records (a large category has fewer epochs than that)
-    every = per_epoch if cfg.steps is None else max(1, min(per_epoch, math.ceil(total / 10)))
-    history, sums, n_in, t0 = [], {}, 0, time.perf_counter()
-    bar = tqdm(total=total, disable=not progress, desc='ReConPatch training')
-    for step, idx in enumerate(_batches(N, B, per_epoch, total, cfg.seed)):
-        if rows is not None: idx = rows[idx]
-        p = features[idx.to(features.device)].to(dev, non_blocking=True).float()
-        out = reconpatch_step(net, target, opt, p, cfg)
-        sched.step()
-        for key, v in out.items(): sums[key] = sums.get(key, 0.) + v
-        n_in += 1; bar.update(1)
-        if progress and (step % 20 == 0 or step == total - 1): bar.set_postfix(loss=f"{out['loss'].item():.4f}")
-        if n_in == every or step == total - 1:
-            rec = {'step': step + 1, 'epoch': round((step + 1) / per_epoch, 3),
-                   **{key: float(v) / n_in for key, v in sums.items()}, 'lr': opt.param_groups[0]['lr'],
-                   'target_change': _relative_change(target, target0), 'seconds': time.perf_counter() - t0}
-            if not math.isfinite(rec['loss']):
-                bar.close()
-                raise ReConPatchError(f"training diverged at step {step + 1} (loss={rec['loss']}); lower lr (now {cfg.lr:g})")
-            history.append(rec); sums, n_in, t0 = {}, 0, time.perf_counter()
-    bar.close()
+    # every step frees and re-allocates the same B x B matrices: reuse them, for the training only (see core)
+    with freed_memory_kept():
+        target0 = [t.detach().clone() for t in target.parameters()]
+        opt = AdamP(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        # a record per epoch; with a step budget at least 10 records (a large category has fewer epochs than that)
+        every = per_epoch if cfg.steps is None else max(1, min(per_epoch, math.ceil(total / 10)))
+        history, sums, n_in, t0 = [], {}, 0, time.perf_counter()
+        bar = tqdm(total=total, disable=not progress, desc='ReConPatch training')
+        for step, idx in enumerate(_batches(N, B, per_epoch, total, cfg.seed)):
+            if rows is not None: idx = rows[idx]
+            p = features[idx.to(features.device)].to(dev, non_blocking=True).float()
+            out = reconpatch_step(net, target, opt, p, cfg)
+            sched.step()
+            for key, v in out.items(): sums[key] = sums.get(key, 0.) + v
+            n_in += 1; bar.update(1)
+            if progress and (step % 20 == 0 or step == total - 1): bar.set_postfix(loss=f"{out['loss'].item():.4f}")
+            if n_in == every or step == total - 1:
+                rec = {'step': step + 1, 'epoch': round((step + 1) / per_epoch, 3),
+                       **{key: float(v) / n_in for key, v in sums.items()}, 'lr': opt.param_groups[0]['lr'],
+                       'target_change': _relative_change(target, target0), 'seconds': time.perf_counter() - t0}
+                if not math.isfinite(rec['loss']):
+                    bar.close()
+                    raise ReConPatchError(f"training diverged at step {step + 1} (loss={rec['loss']}): {_divergence_causes(features, cfg)}")
+                history.append(rec); sums, n_in, t0 = {}, 0, time.perf_counter()
+        bar.close()
     return net.eval(), history
