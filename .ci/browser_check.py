@@ -1,15 +1,18 @@
 #!/usr/bin/env python
 """Open notebooks (default: the quickstart and 11_widgets) in JupyterLab in headless Chromium, Run all (IN_TEST=1, or as a user
 gets it with --full), and check what a
-person would see: no error output, an image in every figure cell and, where a notebook builds an AnomalyExplorer, the explorer as controls and the threshold
-slider changing the confusion counts and the mask. Prints PASS/FAIL lines and `N passed, N failed`.
+person would see: no error output, an image in every figure cell, every progress bar finished (tqdm's ipywidgets bars
+drawn full, or their text fallback at 100%; not stuck at 0% or stopped) and, where a notebook builds an AnomalyExplorer,
+the explorer as controls and the threshold slider changing the confusion counts and the mask. Prints PASS/FAIL lines and
+`N passed, N failed`.
 
 Needs jupyterlab + selenium (pip) and Debian's chromium + chromium-driver (apt); .ci/run installs them.
 Usage: python .ci/browser_check.py [NOTEBOOK ...] [--full] [--break] [--screens DIR] [--ipywidgets VERSION]
-  --break appends a cell whose figure renders as text: the check must then FAIL (a test of the check).
+  --break appends a cell whose figure renders as text and one whose progress bar stays at 0%: the check must then FAIL
+    on both (a test of the check).
   --ipywidgets appends a cell that prints the kernel's ipywidgets version, which must be VERSION: one run per version
     (e.g. 7.7.1, Colab's, from `pip install --target DIR ipywidgets==7.7.1 ...` and PYTHONPATH=DIR; and 8.x)."""
-import argparse, json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, os, re, shutil, socket, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
 
 repo = Path(__file__).resolve().parent.parent
@@ -49,7 +52,13 @@ JS_CELLS = """return [...document.querySelectorAll('""" + NB + """ .jp-CodeCell'
   err: c.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"]').length,
   errs: [...c.querySelectorAll('.jp-OutputArea-output')].map(o => o.innerText).filter(t => t.includes('Traceback')).length,
   imgs: c.querySelectorAll('.jp-OutputArea img').length,
-  sliders: c.querySelectorAll('.widget-slider').length, dropdowns: c.querySelectorAll('.widget-dropdown').length}));"""
+  sliders: c.querySelectorAll('.widget-slider').length, dropdowns: c.querySelectorAll('.widget-dropdown').length,
+  bars: [...c.querySelectorAll('.jp-OutputArea .widget-hprogress, .jp-OutputArea .jupyter-widget-hprogress')]
+    .filter((el, i, all) => all.indexOf(el) === i && getComputedStyle(el).visibility !== 'hidden')   // a bar that hid itself when done (leave=False) is not shown
+    .map(el => { const b = el.querySelector('.progress-bar') || {style: {}, classList: {contains: () => false}};
+                 const box = el.parentElement || el;
+                 return {pct: parseFloat(b.style.width || b.style.height || '0'), danger: b.classList.contains('progress-bar-danger'),
+                         text: box.innerText.replace(/\s+/g, ' ').trim()}; })}));"""
 
 def run_all(d, url:str, timeout:int)->list:
     from selenium.webdriver.common.by import By
@@ -80,7 +89,26 @@ def check_cells(name:str, cells:list)->list[str]:
         if c['errs']: bad.append(f'{name}: cell {i} shows a traceback')
         figure_cell = 'visual.' in c['src'] and not c['src'].strip().startswith(('from', 'import'))
         if figure_cell and not c['imgs']: bad.append(f"{name}: figure cell {i} shows no image (text: {c['out'][:80]!r})")
+    return bad + check_bars(name, cells)
+
+TEXT_BAR = re.compile(r'(\d{1,3})%\|')   # tqdm's text bar, 'desc: 40%|████      | 4/10 [...]', as the front end shows its last state
+def check_bars(name:str, cells:list)->list[str]:
+    "Every progress bar shown ended finished: a widget bar drawn full and not stopped (red), a text bar at 100%."
+    bad = []
+    for i, c in enumerate(cells):
+        for b in c['bars']:
+            if b['pct'] < 99.5 or b['danger']:
+                bad.append(f"{name}: cell {i} shows a progress bar {'stopped' if b['danger'] else 'unfinished'} at {b['pct']:.0f}% ({b['text'][:80]!r})")
+        for line in c['out'].splitlines():
+            if (m := TEXT_BAR.search(line)) and int(m.group(1)) < 100:
+                bad.append(f"{name}: cell {i} shows a text progress bar at {m.group(1)}% ({line.strip()[:80]!r})")
     return bad
+
+def settled(d, cells:list, wait:float=20)->list:
+    "The cells again once their progress bars are finished or `wait` seconds have passed (the last widget updates may trail the run)."
+    t0 = time.time()
+    while check_bars('', cells) and time.time() - t0 < wait: time.sleep(2); cells = d.execute_script(JS_CELLS)
+    return cells
 
 def check_explorer(d, name:str)->list[str]:
     "Type the lowest threshold into the slider's readout: the counts and the mask image must change."
@@ -124,8 +152,10 @@ def main():
         for c in nb['cells']:
             if c['cell_type'] == 'code': c['outputs'], c['execution_count'] = [], None
         nb['metadata'].pop('widgets', None)
-        if a.brk: nb['cells'].append(dict(cell_type='code', metadata={}, outputs=[], execution_count=None,
-                                        source='# a figure shown as text, no image: the check must FAIL\nfrom reconpatch_nb import visual\nrepr(visual.Figure(figsize=(2, 2)))'))
+        if a.brk: nb['cells'] += [dict(cell_type='code', metadata={}, outputs=[], execution_count=None,
+                                       source='# a figure shown as text, no image: the check must FAIL\nfrom reconpatch_nb import visual\nrepr(visual.Figure(figsize=(2, 2)))'),
+                                  dict(cell_type='code', metadata={}, outputs=[], execution_count=None,
+                                       source="# a progress bar left at 0%: the check must FAIL\nfrom tqdm.auto import tqdm\nstuck = tqdm(total=10, desc='stuck'); stuck.update(0)")]
         if a.ipywidgets: nb['cells'].append(dict(cell_type='code', metadata={}, outputs=[], execution_count=None,
                                                  source="import ipywidgets; print('kernel ipywidgets', ipywidgets.__version__)"))
         (root/n).write_text(json.dumps(nb))
@@ -138,6 +168,7 @@ def main():
         for n in a.paths:
             t0 = time.time()
             cells = run_all(d, f'http://127.0.0.1:{port}/lab/workspaces/{Path(n).stem}/tree/{n}?reset', a.timeout)
+            cells = settled(d, cells, wait=5 if a.brk else 20)
             has_explorer = 'AnomalyExplorer(' in (root/n).read_text()   # only notebooks that build one are checked for it
             bad = check_cells(n, cells) + (check_explorer(d, n) if has_explorer else [])
             if a.ipywidgets:
@@ -148,7 +179,8 @@ def main():
                 Path(a.screens).mkdir(parents=True, exist_ok=True); d.save_screenshot(str(Path(a.screens)/f'{Path(n).stem}.png'))
             for b in bad: print('FAIL', b)
             if bad: n_fail += 1
-            else: n_ok += 1; print(f'PASS {n}: {len(cells)} cells, {sum(c["imgs"] > 0 for c in cells)} with images'
+            else: n_ok += 1; print(f'PASS {n}: {len(cells)} cells, {sum(c["imgs"] > 0 for c in cells)} with images, '
+                                      f'{sum(len(c["bars"]) for c in cells)} progress bars finished'
                                       + (f', ipywidgets {a.ipywidgets}' if a.ipywidgets else '') + f' ({time.time() - t0:.0f} s)')
             d.execute_script("window.onbeforeunload = null")
             stop_kernels(port)   # free the CPU for the next notebook

@@ -159,6 +159,34 @@ class Backbone(nn.Module):
         self.requires_grad_(False)
         super().train(False)
 
+    def train(self, mode:bool=True):
+        "Stays in eval mode whatever `mode` is: the backbone is frozen."
+        return nn.Module.train(self, False)
+
+    def forward(self, x:torch.Tensor, # (B,3,H,W) images normalised with `backbone_normalization`
+               )->list[torch.Tensor]:
+        "Feature maps (B,C_l,H_l,W_l), one per level in `self.layers`, in the order asked."
+        if self.is_timm:
+            feats = self.body(x)
+            return [feats[i] for i in self._order]
+        out = {}
+        for n, m in self.body.named_children():
+            x = m(x)
+            if n in self._nodes: out[n] = x
+        return [out[n] for n in self._nodes]
+
+    @property
+    def channels(self)->list[int]:
+        "Channels of each level."
+        return [c for c, _ in self._probe()]
+
+    @property
+    def strides(self)->list[int]:
+        "Input pixels per feature-map cell of each level."
+        return [s for _, s in self._probe()]
+
+    def extra_repr(self): return f"name={self.name!r}, layers={self.layers!r}, pretrained={self.pretrained}, weights={self.weights}"
+
 # %% ../nbs/03_backbone.ipynb #9e65c9ab
 @patch
 def _build_torchvision(self:Backbone):
@@ -205,36 +233,7 @@ def _build_timm(self:Backbone, model:str):
     self._order = [out.index(i) for i in idx]
     self.is_timm = True
 
-# %% ../nbs/03_backbone.ipynb #1ca6c0bb
-@patch
-def train(self:Backbone, mode:bool=True):
-    "Stays in eval mode whatever `mode` is: the backbone is frozen."
-    return nn.Module.train(self, False)
-
-@patch
-def forward(self:Backbone, x:torch.Tensor, # (B,3,H,W) images normalised with `backbone_normalization`
-           )->list[torch.Tensor]:
-    "Feature maps (B,C_l,H_l,W_l), one per level in `self.layers`."
-    if self.is_timm:
-        feats = self.body(x)
-        return [feats[i] for i in self._order]
-    out = {}
-    for n, m in self.body.named_children():
-        x = m(x)
-        if n in self._nodes: out[n] = x
-    return [out[n] for n in self._nodes]
-
 # %% ../nbs/03_backbone.ipynb #90a5d71a
-@patch(as_prop=True)
-def channels(self:Backbone)->list[int]:
-    "Channels of each level."
-    return [c for c, _ in self._probe()]
-
-@patch(as_prop=True)
-def strides(self:Backbone)->list[int]:
-    "Input pixels per feature-map cell of each level."
-    return [s for _, s in self._probe()]
-
 @patch
 def _probe(self:Backbone, size:int=128):
     if getattr(self, '_info', None) is None:
@@ -242,9 +241,6 @@ def _probe(self:Backbone, size:int=128):
         with torch.no_grad(): maps = self(torch.zeros(1, 3, size, size, device=p.device, dtype=p.dtype))
         self._info = [(m.shape[1], size // m.shape[-1]) for m in maps]
     return self._info
-
-@patch
-def extra_repr(self:Backbone): return f"name={self.name!r}, layers={self.layers!r}, pretrained={self.pretrained}, weights={self.weights}"
 
 # %% ../nbs/03_backbone.ipynb #85b88a0c
 class _WithoutDownloadLine(io.TextIOBase):
@@ -393,6 +389,13 @@ def _n_images(data)->int|None:
         return len(data)
     except TypeError: return None
 
+# %% ../nbs/03_backbone.ipynb #69ca3511
+def _batches(data, batch_size:int, pin:bool, num_workers:int):
+    "Batches of images: a tensor's splits, a DataLoader as it is, or a DataLoader over a dataset."
+    if isinstance(data, torch.Tensor): return data.split(batch_size)
+    if isinstance(data, DataLoader): return data
+    return DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate_images, pin_memory=pin)
+
 # %% ../nbs/03_backbone.ipynb #32149734
 class PatchFeatureExtractor:
     "Backbone + `aggregate_patch_features`: images -> locally aware patch features."
@@ -412,37 +415,28 @@ class PatchFeatureExtractor:
             return aggregate_patch_features(self.backbone(images.to(p.device, p.dtype, non_blocking=True)),
                                             self.dim, self.patch_size)
 
-# %% ../nbs/03_backbone.ipynb #69ca3511
-def _batches(data, batch_size:int, pin:bool, num_workers:int):
-    "Batches of images: a tensor's splits, a DataLoader as it is, or a DataLoader over a dataset."
-    if isinstance(data, torch.Tensor): return data.split(batch_size)
-    if isinstance(data, DataLoader): return data
-    return DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate_images, pin_memory=pin)
-
-# %% ../nbs/03_backbone.ipynb #8f7e4ffe
-@patch
-def extract(self:PatchFeatureExtractor, data, # AnomalyDataset-like dataset, DataLoader, or (N,3,H,W) tensor
-            batch_size:int=8, # images per forward pass (ignored for a DataLoader)
-            device=None, # where the backbone runs; None: GPU when available
-            progress:bool=True, # tqdm progress bar
-            half:bool=False, # store float16 instead of float32
-            num_workers:int=0, # DataLoader workers for a dataset
-           )->Features:
-    "Patch features of all images, (N_images*H*W, dim) on the CPU, images in order, with their grid and seconds."
-    t0 = time.perf_counter()
-    device = get_device(device); self.backbone.to(device)
-    if isinstance(data, torch.Tensor) and data.ndim == 3: data = data[None]
-    n, dtype = _n_images(data), (torch.float16 if half else torch.float32)
-    if n == 0: raise DataError("extract: the dataset is empty")
-    out, extra, i, grid = None, [], 0, None
-    for batch in tqdm(_batches(data, batch_size, device.type == 'cuda', num_workers), desc='patch features', disable=not progress):
-        f, g = self(_image_of(batch))
-        if grid is not None and g != grid: raise DataError(f"extract: images give grids {grid} and {g}; use one image size")
-        grid, f = g, f.reshape(-1, self.dim).to('cpu', dtype)
-        if out is None and n is not None: out = torch.empty(n * g[0] * g[1], self.dim, dtype=dtype)
-        if out is not None and i + len(f) <= len(out): out[i:i + len(f)] = f; i += len(f)
-        else: extra.append(f)
-    if grid is None: raise DataError("extract: the dataset yielded no images")
-    if out is None: out = torch.cat(extra)
-    elif extra or i < len(out): out = torch.cat([out[:i]] + extra)
-    return Features(out, tuple(grid), time.perf_counter() - t0)
+    def extract(self, data, # AnomalyDataset-like dataset, DataLoader, or (N,3,H,W) tensor
+                batch_size:int=8, # images per forward pass (ignored for a DataLoader)
+                device=None, # where the backbone runs; None: GPU when available
+                progress:bool=True, # tqdm progress bar
+                half:bool=False, # store float16 instead of float32
+                num_workers:int=0, # DataLoader workers for a dataset
+               )->Features:
+        "Patch features of all images, (N_images*H*W, dim) on the CPU, images in order, with their grid and seconds."
+        t0 = time.perf_counter()
+        device = get_device(device); self.backbone.to(device)
+        if isinstance(data, torch.Tensor) and data.ndim == 3: data = data[None]
+        n, dtype = _n_images(data), (torch.float16 if half else torch.float32)
+        if n == 0: raise DataError("extract: the dataset is empty")
+        out, extra, i, grid = None, [], 0, None
+        for batch in tqdm(_batches(data, batch_size, device.type == 'cuda', num_workers), desc='patch features', disable=not progress):
+            f, g = self(_image_of(batch))
+            if grid is not None and g != grid: raise DataError(f"extract: images give grids {grid} and {g}; use one image size")
+            grid, f = g, f.reshape(-1, self.dim).to('cpu', dtype)
+            if out is None and n is not None: out = torch.empty(n * g[0] * g[1], self.dim, dtype=dtype)
+            if out is not None and i + len(f) <= len(out): out[i:i + len(f)] = f; i += len(f)
+            else: extra.append(f)
+        if grid is None: raise DataError("extract: the dataset yielded no images")
+        if out is None: out = torch.cat(extra)
+        elif extra or i < len(out): out = torch.cat([out[:i]] + extra)
+        return Features(out, tuple(grid), time.perf_counter() - t0)

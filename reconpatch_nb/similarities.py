@@ -15,6 +15,25 @@ from .core import DataError
 __all__ = ['squared_distances', 'pairwise_similarity', 'knn_indices', 'knn_indicator', 'contextual_similarity',
            'combined_similarity', 'pseudo_labels']
 
+# %% ../nbs/04_similarities.ipynb #5abd9d5b
+def squared_distances(z:Tensor, # (B, D) batch of vectors
+                     )->Tensor: # (B, B) squared Euclidean distances, symmetric, diagonal 0
+    "Squared Euclidean distances of all pairs in `z` (no gradient: for pseudo-labels); exact duplicates at exactly 0."
+    _check_batch(z)
+    z = z.detach()
+    c = z - _centre(z)                              # centred: the Gram form's rounding at the batch's own scale
+    sq = (c * c).sum(1)
+    d2 = _mirror_upper(_upper_gram_distances(c, sq)).clamp_min_(0).fill_diagonal_(math.inf)
+    tol = 2**10 * torch.finfo(c.dtype).eps
+    bound = sq.max() * (2 * tol)                      # above every unresolved pair's squared distance
+    close = bool(d2.amin() <= bound)                  # the smallest off-diagonal entry (B = 1: inf)
+    d2.fill_diagonal_(0.)
+    if close:
+        ii, jj = torch.nonzero(d2 <= bound, as_tuple=True)   # a superset of the unresolved pairs, the diagonal included
+        keep = (ii < jj) & (d2[ii, jj] <= (sq[ii] + sq[jj]).mul_(tol))   # pairs the Gram form cannot resolve
+        _direct_pairs(z, d2, ii[keep], jj[keep])
+    return d2
+
 # %% ../nbs/04_similarities.ipynb #b07a6ea4
 def _check_batch(z, name='z'):
     "Raise `DataError` unless `z` is a non-empty 2-D float tensor (B, D)."
@@ -62,25 +81,6 @@ def _upper_gram_distances(c:Tensor, # (B, D) centred batch
     for s in range(0, B, strip):
         o = d2[s:s + strip, s:]
         torch.addmm(sq[None, s:], c[s:s + strip], c[s:].T, alpha=-2., out=o).add_(sq[s:s + strip, None])
-    return d2
-
-# %% ../nbs/04_similarities.ipynb #5abd9d5b
-def squared_distances(z:Tensor, # (B, D) batch of vectors
-                     )->Tensor: # (B, B) squared Euclidean distances, symmetric, diagonal 0
-    "Squared Euclidean distances of all pairs in `z` (no gradient: for pseudo-labels); exact duplicates at exactly 0."
-    _check_batch(z)
-    z = z.detach()
-    c = z - _centre(z)                              # centred: the Gram form's rounding at the batch's own scale
-    sq = (c * c).sum(1)
-    d2 = _mirror_upper(_upper_gram_distances(c, sq)).clamp_min_(0).fill_diagonal_(math.inf)
-    tol = 2**10 * torch.finfo(c.dtype).eps
-    bound = sq.max() * (2 * tol)                      # above every unresolved pair's squared distance
-    close = bool(d2.amin() <= bound)                  # the smallest off-diagonal entry (B = 1: inf)
-    d2.fill_diagonal_(0.)
-    if close:
-        ii, jj = torch.nonzero(d2 <= bound, as_tuple=True)   # a superset of the unresolved pairs, the diagonal included
-        keep = (ii < jj) & (d2[ii, jj] <= (sq[ii] + sq[jj]).mul_(tol))   # pairs the Gram form cannot resolve
-        _direct_pairs(z, d2, ii[keep], jj[keep])
     return d2
 
 # %% ../nbs/04_similarities.ipynb #eac7a78e
