@@ -123,9 +123,12 @@ def cmd_update(a):
           f"{m.threshold:.6g}; saved {a.out or a.model}, which holds {m.calibration['n_images']} images ({len(m.calibration['updates'])} update(s))")
 
 def cmd_export(a):
-    from reconpatch_nb.runs import load_detector; from reconpatch_nb.export import export_onnx
-    r = export_onnx(load_detector(a.model, a.device), a.out)
-    print(f"exported {a.model} to {r['path']} in {r['seconds']} s; checked against predict on {r['images']} images: scores within "
+    from reconpatch_nb.export import export_onnx, parity_files
+    if a.parity_images is not None: parity_files(a.parity_images, what='--parity-images')   # a bad folder: one line, before any work
+    from reconpatch_nb.runs import load_detector
+    r = export_onnx(load_detector(a.model, a.device), a.out, parity_images=a.parity_images)
+    on = r['checked_on'] if a.parity_images else f"{r['images']} random-noise images (no --parity-images DIR given: images of the product check it better)"
+    print(f"exported {a.model} to {r['path']} in {r['seconds']} s; checked against predict on {on}: scores within "
           f"{r['score_rel_diff']:.1e} of their largest, maps within {r['map_rel_diff']:.1e} of their range"
           + (f", {r['decisions_differ']} decisions differ" if 'decisions_differ' in r else ''))
 
@@ -260,6 +263,8 @@ def build_parser()->argparse.ArgumentParser:
     s = add('export', 'export a fitted model to ONNX (images -> scores, maps), checked against predict; needs the [export] extra')
     arg = s.add_argument; arg('--model', required=True, help='model file (a ReConPatch model fitted on whole images; a model fitted with --tile is scored by predict; ensembles are not exported yet)')
     arg('--out', required=True, help='the .onnx file to write'); arg('--format', default='onnx', choices=['onnx'], help='default onnx')
+    arg('--parity-images', metavar='DIR', help='a folder of images of the product (searched recursively; a few are enough, at most 8 '
+        'are read) on which the exported graph is checked against predict (default: 2 random-noise images)')
     arg('--device', help='cpu, cuda or cuda:N'); _threads_arg(arg); s.set_defaults(func=cmd_export)
     s = add('robustness', 'fit and test under rotation, shift, light, blur, noise, JPEG at severities 1-5; write the table')
     arg = s.add_argument; _data_args(s, category=False); arg('--categories', nargs='+', help='default: all under --data'); arg('--methods', **methods)

@@ -12,13 +12,15 @@ from torch import nn
 from fastcore.basics import patch
 import reconpatch_nb
 from .core import DataError, ReConPatchError, atomic_write_bytes
+from .data import IMG_EXTS, _list_images, load_image, resize_crop, to_tensor
 from .backbone import aggregate_patch_features
-from .memory_bank import NearestNeighbours, anomaly_map
+from .memory_bank import NearestNeighbours, anomaly_map, ranking_distances, reweight_factor
 from .model import ReConPatch
 from .tiling import stored_tiling
 
 # %% auto #0
-__all__ = ['neighbour_table', 'ScoringGraph', 'export_metadata', 'check_parity', 'export_onnx', 'check_exportable']
+__all__ = ['EXTERNAL_DATA_BYTES', 'PARITY_MAX_IMAGES', 'neighbour_table', 'ScoringGraph', 'export_metadata', 'check_parity',
+           'parity_files', 'load_parity_images', 'export_onnx', 'check_exportable']
 
 # %% ../nbs/14_export.ipynb #adc478bd
 def neighbour_table(nn:NearestNeighbours, # the bank's search (a model's `build_index()`)
@@ -47,7 +49,7 @@ class ScoringGraph(nn.Module):
 
     def nearest(self, q:torch.Tensor)->torch.Tensor: # (Q, D) -> (Q,) distance to the nearest bank vector
         qq = (q * q).sum(1, keepdim=True)
-        d2 = torch.stack([(qq - 2 * q @ self.bank[s:e].T + self.bank_sq[s:e]).amin(1) for s, e in self.chunks], 1).amin(1)
+        d2 = torch.stack([(qq + ranking_distances(q, self.bank[s:e], self.bank_sq[s:e])).amin(1) for s, e in self.chunks], 1).amin(1)
         return d2.clamp_min(0).sqrt()
 
     def forward(self, images:torch.Tensor):
@@ -59,12 +61,12 @@ class ScoringGraph(nn.Module):
         scores = self.reweighted(q, arg, smax) if self.reweight else smax
         return scores, anomaly_map(patch.reshape(B, h, w), size=(images.shape[-2], images.shape[-1]), sigma=self.sigma)
 
-    def reweighted(self, q, arg, smax): # PatchCore's Eq. 7 for each image's most anomalous patch
+    def reweighted(self, q, arg, smax): # PatchCore's Eq. 7 for each image's most anomalous patch (07's `reweight_factor`)
         qs = q[torch.arange(q.shape[0]), arg]                                             # m_test*, (B, D)
-        star = ((qs * qs).sum(1, keepdim=True) - 2 * qs @ self.bank.T + self.bank_sq).argmin(1)   # m*, (B,)
+        star = ranking_distances(qs, self.bank, self.bank_sq).argmin(1)                   # m*, (B,)
         d = (qs[:, None] - self.bank[self.nbr[star]]).norm(dim=-1)                        # to N_b(m*), (B, b)
         d_star = (qs - self.bank[star]).norm(dim=-1)
-        return (1 - torch.exp(d_star - torch.logsumexp(d, dim=1))) * smax
+        return reweight_factor(d_star, d) * smax
 
 # %% ../nbs/14_export.ipynb #f83c67ae
 def export_metadata(model:ReConPatch)->dict:
@@ -77,19 +79,25 @@ def export_metadata(model:ReConPatch)->dict:
                 outputs={'scores': '(B,) image scores, raw units', 'maps': '(B, H, W) pixel anomaly maps, raw units'})
 
 # %% ../nbs/14_export.ipynb #a72c6ec9
-def _write_onnx(graph:ScoringGraph, example:torch.Tensor, path:Path, meta:dict, opset:int):
+EXTERNAL_DATA_BYTES = int(1.8 * 2**30)   # graphs whose tensors pass this are written with external data (protobuf's limit: 2 GiB)
+
+def _write_onnx(graph:ScoringGraph, example:torch.Tensor, path:Path, meta:dict, opset:int,
+                external_data_bytes:int=EXTERNAL_DATA_BYTES, # tensors above this in all: written to `<path>.data` beside the file
+               )->bool: # whether the tensors went to external data
     "Trace `graph` with a symbolic batch axis, translate to ONNX, add `meta`, and write `path` (external data when large)."
     import onnx
     batch = torch.export.Dim('batch', min=1, max=4096)
-    big = sum(t.numel() * t.element_size() for t in graph.state_dict().values()) > 1.8 * 2**30
+    big = sum(t.numel() * t.element_size() for t in graph.state_dict().values()) > external_data_bytes
     with torch.no_grad():
         prog = torch.onnx.export(graph, (example,), input_names=['images'], output_names=['scores', 'maps'],
                                  dynamic_shapes=({0: batch},), opset_version=opset, dynamo=True, verbose=False)
     proto = prog.model_proto
     proto.metadata_props.add(key='reconpatch_nb', value=json.dumps(meta))
-    if big: onnx.save_model(proto, str(path), save_as_external_data=True, location=path.name + '.data')
+    data = path.with_name(path.name + '.data')
+    data.unlink(missing_ok=True)   # an earlier export's data: onnx would append to it; a small graph needs none
+    if big: onnx.save_model(proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data.name)
     else: atomic_write_bytes(path, proto.SerializeToString())
-    return path
+    return big
 
 # %% ../nbs/14_export.ipynb #c5f0e13e
 def check_parity(model:ReConPatch, path:str|Path, # the model and its exported file
@@ -112,34 +120,61 @@ def check_parity(model:ReConPatch, path:str|Path, # the model and its exported f
         raise ReConPatchError(f"{path}: the exported graph differs from predict beyond the tolerances: {r}")
     return r
 
+# %% ../nbs/14_export.ipynb #c76228a1
+PARITY_MAX_IMAGES = 8   # image files a parity check reads from a folder: a few images of the product are enough
+
+def parity_files(folder:str|Path, # a folder of images of the product (searched recursively)
+                 max_images:int=PARITY_MAX_IMAGES, # at most this many, spread evenly over the sorted files
+                 what:str='parity_images', # the setting's name in messages (`--parity-images` on the command line)
+                )->list[Path]:
+    "Up to `max_images` image files of `folder` for a parity check; a one-line `DataError` naming `what` when there are none."
+    d = Path(folder)
+    if not d.is_dir(): raise DataError(f"{what} {d}: no such folder (give a folder of images of the product for the parity check)")
+    files = _list_images(d, recursive=True)
+    if not files: raise DataError(f"{what} {d}: no images ({', '.join(IMG_EXTS)}) in this folder or below it")
+    return [files[i] for i in np.linspace(0, len(files) - 1, min(max_images, len(files))).round().astype(int)]
+
+def load_parity_images(model:ReConPatch, files:list)->torch.Tensor: # (B, 3, crop, crop) normalised as `predict`'s inputs
+    "Image files resized, centre-cropped and normalised as the model's inputs (as `predict_files` reads them)."
+    c = model.config
+    return torch.stack([to_tensor(resize_crop(load_image(f), c['resize'], c['crop']), c['mean'], c['std']) for f in files])
+
 # %% ../nbs/14_export.ipynb #8fcac5ce
+def _noise_images(c:dict, n:int=2)->torch.Tensor:
+    "`n` seeded random-noise images, [0, 1] pixels normalised as the model's inputs: the parity check's fallback."
+    g = torch.Generator().manual_seed(0)
+    px = torch.rand(n, 3, c['crop'], c['crop'], generator=g)
+    return (px - torch.tensor(c['mean']).view(3, 1, 1)) / torch.tensor(c['std']).view(3, 1, 1)
+
 def export_onnx(model:ReConPatch, # a fitted model
                 path:str|Path, # the .onnx file to write
-                check_images:torch.Tensor|None=None, # (B, 3, H, W) normalised images for the parity check; None: random
+                check_images:torch.Tensor|None=None, # (B, 3, H, W) normalised images for the parity check
+                parity_images:str|Path|None=None, # or a folder of images of the product: up to `PARITY_MAX_IMAGES` of them
                 chunk_rows:int=4096, # bank rows per distance product in the graph (bounds its memory)
                 opset:int=18, # ONNX opset
-               )->dict: # the parity report, with 'path' and 'seconds'
+                external_data_bytes:int=EXTERNAL_DATA_BYTES, # weights and bank above this: written as `<path>.data` beside it
+               )->dict: # the parity report, with 'checked_on', 'path', 'external_data' and 'seconds'
     "Write `model` as one ONNX graph (images -> scores, maps) with its metadata, then check it against `predict`."
     check_exportable(model)   # before any work
     path, t0 = Path(path), time.perf_counter()
     if path.is_dir(): raise DataError(f"{path}: is a folder, expected a .onnx file path")
-    c = model.config
-    if check_images is None:
-        g = torch.Generator().manual_seed(0)   # [0, 1] pixels, normalised as the model's inputs are
-        px = torch.rand(2, 3, c['crop'], c['crop'], generator=g)
-        check_images = (px - torch.tensor(c['mean']).view(3, 1, 1)) / torch.tensor(c['std']).view(3, 1, 1)
+    if check_images is not None and parity_images is not None: raise ValueError("give check_images or parity_images, not both")
+    files = None if parity_images is None else parity_files(parity_images)   # a bad folder: refused before the export
+    if files is not None: check_images, on = load_parity_images(model, files), f"{len(files)} images of {parity_images}"
+    elif check_images is not None: on = f"the {len(check_images)} images given"
+    else: check_images, on = _noise_images(model.config), "2 random-noise images (no images given: pass images of the product)"
     graph = ScoringGraph(model, chunk_rows).eval()
     example = check_images[:1].expand(2, -1, -1, -1).contiguous()   # batch 2: a batch of 1 would be traced as a constant 1
     with torch.no_grad(): graph(example)   # run once eagerly: the aggregation's layout is cached as constants
-    _write_onnx(graph, example, path, export_metadata(model), opset)
+    external = _write_onnx(graph, example, path, export_metadata(model), opset, external_data_bytes)
     report = check_parity(model, path, check_images)
-    return dict(report, path=str(path), seconds=round(time.perf_counter() - t0, 1))
+    return dict(report, checked_on=on, path=str(path), external_data=external, seconds=round(time.perf_counter() - t0, 1))
 
 # %% ../nbs/14_export.ipynb #c5ca1cab
 @patch
 def export(self:ReConPatch, path:str|Path, # the .onnx file to write
-           check_images:torch.Tensor|None=None, # images for the parity check (default: 2 random ones)
-           **kwargs)->dict: # see `export_onnx`
+           check_images:torch.Tensor|None=None, # images for the parity check (default: `parity_images`, else 2 random ones)
+           **kwargs)->dict: # see `export_onnx` (`parity_images=folder`, `external_data_bytes`, ...)
     "Export to ONNX with a parity check (see `export.export_onnx`)."
     return export_onnx(self, path, check_images, **kwargs)
 

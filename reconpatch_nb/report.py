@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 from .core import atomic_write_bytes
 from .backbone import backbone_normalization
-from .model import DEFAULTS
+from .model import DEFAULTS, _check_config, _resolve_normalization
 from .evaluation import Evaluation, _jsonable
 
 # %% auto #0
 __all__ = ['ROW_METRICS', 'THRESHOLD_METRICS', 'PROMISE_METRICS', 'STAT_KEYS', 'PAPER_RESULTS', 'PAPER_CATEGORY_RESULTS',
-           'results_markdown', 'save_table', 'paper_dataset', 'run_settings', 'training_stats', 'save_figures']
+           'results_markdown', 'save_table', 'paper_dataset', 'full_config', 'run_settings', 'training_stats',
+           'save_figures']
 
 # %% ../nbs/11b_report.ipynb #2118d345
 ROW_METRICS = ('image_auroc', 'pixel_auroc', 'aupro', 'image_f1_max', 'pixel_f1_max')
@@ -183,14 +184,16 @@ def paper_dataset(fmt:str, categories)->str|None:
     return None
 
 # %% ../nbs/11b_report.ipynb #2d9ff4a1
-def _normalization(c:dict)->tuple:
-    "The (mean, std) a config means: its own, else the backbone's."
-    own = backbone_normalization(str(c['backbone']))
-    return tuple(c['mean'] if c['mean'] is not None else own[0]), tuple(c['std'] if c['std'] is not None else own[1])
+def full_config(config:dict, # model settings: some or all of `DEFAULTS` (and `ReConPatch`'s device, progress, threads)
+               )->dict: # all of them, checked, with the input mean and std as numbers
+    "Model settings made whole as `ReConPatch` makes them: `DEFAULTS` filled in, each setting checked, mean and std resolved."
+    c = _check_config('reconpatch', {k: v for k, v in config.items() if k not in ('device', 'progress', 'threads')})
+    c['mean'], c['std'] = _resolve_normalization(c)
+    return c
 
 def run_settings(config:dict, pretrained:bool)->dict:
     "The settings a row records and `resume` compares (`pretrained` is None with a weights file: its origin is unknown)."
-    c = {**DEFAULTS, **config}; mean, std = _normalization(c); j = lambda v: ' '.join(f'{x:g}' if isinstance(x, float) else str(x) for x in v)
+    c = full_config(config); mean, std = c['mean'], c['std']; j = lambda v: ' '.join(f'{x:g}' if isinstance(x, float) else str(x) for x in v)
     return dict(backbone=str(c['backbone']), pretrained=None if c['weights'] else bool(pretrained), weights=str(c['weights']) if c['weights'] else None,
                 layers=j(c['layers']), image_size=c['crop'], resize=c['resize'], mean=j(mean), std=j(std),
                 steps=c.get('steps'), epochs=c.get('epochs'), lr=c.get('lr'), coreset_ratio=c['coreset_ratio'])

@@ -16,6 +16,7 @@ from .core import DataError, atomic_write_bytes
 from .data import list_categories
 from .evaluation import Evaluation, image_auroc, f1_max, aupro_from_scores, _jsonable
 from .model import DEFAULTS, ReConPatch
+from .report import full_config
 from .perturb import PERTURBATIONS, SEVERITY_SCALE, PerturbedDataset, check_perturbation
 from .runs import (detect_format, open_dataset, resolve_pretrained, random_backbone_warning, fit_with_fallback,
                                 run_settings, weight_fingerprint, ROW_METRICS, THRESHOLD_METRICS)
@@ -194,7 +195,7 @@ def run_robustness(data:str|Path, # dataset root (MVTec AD, BTAD, VisA layout or
                    resume:bool=True, # keep the rows already in `out` (refused when made with other settings)
                    **kw)->list[dict]: # model parameters (see `DEFAULTS`)
     "Image/pixel AUROC, AUPRO, false-alarm rate and recall at the stored threshold per category, method, seed, protocol, perturbation and severity."
-    out, c = Path(out), {**DEFAULTS, **kw}
+    out, c = Path(out), full_config(kw)   # every setting checked before any work
     if fmt == 'auto': fmt = detect_format(data)
     categories, methods = list(categories or list_categories(data, kind=fmt)), list(methods)
     runs, seeds = _plan(list(perturbations), severities, protocol), list(seeds) if seeds else [c['seed']]

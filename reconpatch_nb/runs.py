@@ -19,7 +19,7 @@ from .calibration import describe_far
 from .config import DEMO_CATEGORIES
 from .checks import (_not_a_model, check_command, check_inputs, check_model_file, check_output, cli_spelling,
                                   earlier_run, image_paths)   # the checks: used here, and importable from here as before
-from .report import (ROW_METRICS, THRESHOLD_METRICS, PROMISE_METRICS, STAT_KEYS, PAPER_RESULTS, _normalization, _summary_rows,
+from .report import (ROW_METRICS, THRESHOLD_METRICS, PROMISE_METRICS, STAT_KEYS, PAPER_RESULTS, _summary_rows, full_config,
                                   paper_dataset, results_markdown, run_settings, save_figures, save_table, training_stats)
 from .predict_files import predict_images   # moved to its own module; importable from here as before
 
@@ -146,7 +146,7 @@ def fit_to_file(method:str, out:str|Path, # method, model file to write
                 normal=None, defective=None, masks=None, # ... or your own folders (see `open_folders`)
                 pretrained:bool|None=True, device=None, **kw)->tuple[ReConPatch, str]:
     "Fit on a dataset category or your own folders and save; (model, a report: a held-out test with `defective`)."
-    c = {**DEFAULTS, **kw}; mean, std = _normalization(c); size = dict(resize=c['resize'], crop=c['crop'], mean=mean, std=std)
+    c = full_config(kw); size = dict(resize=c['resize'], crop=c['crop'], mean=c['mean'], std=c['std'])   # every setting checked first
     if data is not None: train, test, what = open_dataset(data, category, 'train', fmt, **size), None, category
     else: (train, test), what = open_folders(normal, defective, masks, seed=c['seed'], **size), str(normal)
     pretrained = resolve_pretrained(pretrained, kw.get('backbone'), kw.get('layers'), kw.get('weights'))
@@ -225,14 +225,14 @@ def run_benchmark(data:str|Path, # dataset root
                   seeds:list|None=None, # one full fit per seed (model `seed`); None: the `seed` of `kw` (default 0)
                   **kw)->list[dict]: # model parameters (see `DEFAULTS`)
     "Fit and test every category, method and seed; write models, metrics, figures and the table under `out`."
-    out = Path(out); c = {**DEFAULTS, **kw}
+    out = Path(out); c = full_config(kw)   # every setting checked before any work
     if fmt == 'auto': fmt = detect_format(data)
     categories = list(categories or list_categories(data, kind=fmt))
     if dataset_name == 'auto': dataset_name = paper_dataset(fmt, categories)
     pretrained = resolve_pretrained(pretrained, c['backbone'], c['layers'], c['weights'])
     if (w := random_backbone_warning(pretrained, kw)): print(w, file=sys.stderr)
     seeds = list(seeds) if seeds else [c['seed']]
-    settings = run_settings(c, pretrained); mean, std = _normalization(c)
+    settings = run_settings(c, pretrained); mean, std = c['mean'], c['std']
     if resume: _check_resume(out, settings)
     random = not pretrained and not c['weights']
     cache, sha, last, cur = {}, {}, {}, {}  # patch features of one category (and seed, for a random backbone), the weights' fingerprint

@@ -18,9 +18,10 @@ from .synthetic import synthetic_image
 from .model import ReConPatch
 
 # %% auto #0
-__all__ = ['tile_starts', 'tile_grid', 'blend_window', 'stitch', 'as_image', 'image_tiles', 'check_tiling', 'stored_tiling',
-           'predict_tiling', 'predict_tiled', 'tiled_fit_bytes', 'TileDataset', 'fit_tiled', 'large_synthetic',
-           'fit_peak_mb', 'evaluate_tiled', 'fit_tiled_to_file', 'test_tiled']
+__all__ = ['FIT_FIXED_BYTES', 'MAP_BYTES_PER_PIXEL', 'tile_starts', 'tile_grid', 'blend_window', 'stitch', 'as_image',
+           'image_tiles', 'check_tiling', 'stored_tiling', 'predict_tiling', 'predict_tiled', 'tiled_fit_bytes',
+           'TileDataset', 'fit_tiled', 'large_synthetic', 'fit_peak_mb', 'evaluate_tiled', 'fit_tiled_to_file',
+           'test_tiled']
 
 # %% ../nbs/15_tiling.ipynb #255b3562
 def tile_starts(length:int, # image side in pixels
@@ -152,12 +153,25 @@ def predict_tiled(self:ReConPatch, image, tile:int|None=None, overlap:int|None=N
     return predict_tiled(self, image, tile, overlap, batch_size)
 
 # %% ../nbs/15_tiling.ipynb #40d96a2e
+FIT_FIXED_BYTES = 320 * 2**20   # the backbone, its workspace and the libraries its first run loads (ResNet-18: 150-280 MB measured)
+MAP_BYTES_PER_PIXEL = 96        # anomaly_map's peak per map pixel: upsampled, padded, blurred (about 80 measured at sigma 4)
+
 def tiled_fit_bytes(n_tiles:int, # tiles fitted on
                     tile:int, feature_dim:int, # tile side, the model's `feature_dim`
-                    half:bool=True, proj_dim:int=128)->int:
-    "Bytes a tiled fit holds for its patch features and the coreset's projection (the largest allocations)."
-    patches = n_tiles * (tile // 8) ** 2
-    return patches * feature_dim * (2 if half else 4) + patches * proj_dim * 4
+                    half:bool=True, # features kept as float16
+                    proj_dim:int=128, # the coreset's projection (`coreset_proj_dim`)
+                    tiles_per_image:int=1, # tiles of one image (its held-out scores take them at once)
+                    image_pixels:int=0, # pixels of the largest image (decoded whole while its tiles are cut)
+                    batch:int=8, # tiles scored at a time (`extract_batch_size`)
+                   )->int:
+    "Upper bound of a tiled fit's peak memory above what was in use before it: features plus the largest stage's temporaries."
+    per_tile = (tile // 8) ** 2
+    patches = n_tiles * per_tile
+    feats = patches * feature_dim * (2 if half else 4)
+    proj = patches * min(proj_dim, feature_dim) * 4   # the coreset's projection (a fold's is smaller)
+    held = max(batch, tiles_per_image) * (per_tile * feature_dim * 10 + tile * tile * MAP_BYTES_PER_PIXEL) + 2**26   # queries, maps, search
+    decode = image_pixels * 3 * 4 * 4   # the decoded frame: float32 copies while it is normalised
+    return FIT_FIXED_BYTES + feats + max(proj, held, decode)
 
 # %% ../nbs/15_tiling.ipynb #e339a677
 def _image_size(image)->tuple[int, int]:
@@ -181,12 +195,14 @@ class TileDataset(torch.utils.data.Dataset):
         if len(images) == 0: raise DataError("TileDataset: no images")
         self.images, self.tile, self.overlap, self.mean, self.std = list(images), int(tile), int(overlap), mean, std
         check_range('max_tiles', max_tiles)   # `RUN_RANGES['max_tiles']`
-        grids = [tile_grid(max(h, tile), max(w, tile), tile, overlap) for h, w in map(_image_size, self.images)]
+        sizes = [_image_size(im) for im in self.images]
+        grids = [tile_grid(max(h, tile), max(w, tile), tile, overlap) for h, w in sizes]
         k = min(len(g) for g in grids) if max_tiles is None else min(max_tiles, *map(len, grids))
         rng = np.random.default_rng(seed)
         self.tiles = [(i, g[j]) for i, g in enumerate(grids)
                       for j in (range(k) if len(g) == k else sorted(rng.choice(len(g), k, replace=False)))]
         self.tiles_per_image, self._cached = k, (None, None)
+        self.image_pixels = max(int(h) * int(w) for h, w in sizes)   # the largest image, decoded whole
 
     def __len__(self): return len(self.tiles)
     @property
@@ -207,18 +223,25 @@ def _memory_bytes()->int|None:
     try: return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
     except (ValueError, OSError, AttributeError): return None
 
+def _fit_bytes(ds:TileDataset, config:dict, half:bool, k:int|None=None)->int:
+    "`tiled_fit_bytes` of a fit on `ds` with `k` tiles per image (None: `ds`'s)."
+    k = ds.tiles_per_image if k is None else k
+    return tiled_fit_bytes(ds.n_images * k, ds.tile, config['feature_dim'], half, config['coreset_proj_dim'], k,
+                           ds.image_pixels, config['extract_batch_size'])
+
 def _check_fit_memory(ds:TileDataset, config:dict, half:bool, max_bytes:int|None):
-    "A one-line `DataError` when the tiled fit's features (`tiled_fit_bytes`) would exceed `max_bytes` (None: half the memory)."
+    "A one-line `DataError` when the tiled fit's peak memory (`tiled_fit_bytes`) would exceed `max_bytes` (None: half the memory)."
     what = 'max_bytes'
     if max_bytes is None:
         if (total := _memory_bytes()) is None: return
         max_bytes, what = total // 2, "half this machine's memory"
-    need = tiled_fit_bytes(len(ds), ds.tile, config['feature_dim'], half, config['coreset_proj_dim'])
+    need = _fit_bytes(ds, config, half)
     if need <= max_bytes: return
-    k = max(1, ds.tiles_per_image * max_bytes // need)
-    raise DataError(f"a tiled fit on {ds.n_images} images x {ds.tiles_per_image} tiles of {ds.tile} px would hold about "
-                    f"{need / 2**30:.2f} GiB of patch features, more than {max_bytes / 2**30:.2f} GiB ({what}): cap the tiles "
-                    f"per image at {k} (--max-tiles {k}, max_tiles={k})")
+    k = next((k for k in range(ds.tiles_per_image - 1, 0, -1) if _fit_bytes(ds, config, half, k) <= max_bytes), None)
+    raise DataError(f"a tiled fit on {ds.n_images} images x {ds.tiles_per_image} tiles of {ds.tile} px would need about "
+                    f"{need / 2**30:.2f} GiB (patch features and the largest stage's temporaries), more than {max_bytes / 2**30:.2f} GiB "
+                    f"({what}): " + (f"cap the tiles per image at {k} (--max-tiles {k}, max_tiles={k})" if k else
+                                     "even 1 tile per image does not fit: use fewer images, a smaller feature_dim or a larger max_bytes"))
 
 def fit_tiled(model:ReConPatch, # an unfitted (or to be refitted) model
               images, # paths, PIL images, uint8 arrays or normalised tensors of normal images, or a `TileDataset`
@@ -248,11 +271,14 @@ def fit_tiled(model:ReConPatch, # an unfitted (or to be refitted) model
         seed_everything(c['seed'])
         with measure(model.timings, 'training'): model._fit_net(feats)
         release_memory()
-        with measure(model.timings, 'calibration_folds'): held = model._fold_scores(feats, n_img, *grid_img(h, w))   # None: 'loo'
-        emb = model._embed_all(feats, inplace=True); del feats; release_memory()
-        with measure(model.timings, 'coreset'): model._select_bank(emb, h * w * T)   # bank_images: the large image
-        with measure(model.timings, 'calibration'):   # as `fit` (08)
-            model._calibrate(emb, n_img, *grid_img(h, w), held, rule_note=f' (maximum over {T} tiles of {t} px per image)')
+        eb = c['extract_batch_size']; c['extract_batch_size'] = max(1, eb // T)   # held-out scores: about `eb` tiles at a time
+        try:
+            with measure(model.timings, 'calibration_folds'): held = model._fold_scores(feats, n_img, *grid_img(h, w))   # None: 'loo'
+            emb = model._embed_all(feats, inplace=True); del feats; release_memory()
+            with measure(model.timings, 'coreset'): model._select_bank(emb, h * w * T)   # bank_images: the large image
+            with measure(model.timings, 'calibration'):   # as `fit` (08)
+                model._calibrate(emb, n_img, *grid_img(h, w), held, rule_note=f' (maximum over {T} tiles of {t} px per image)')
+        finally: c['extract_batch_size'] = eb
     model.calibration['tiling'] = dict(tile=t, overlap=ds.overlap, tiles_per_image=T, n_tiles=len(ds))
     model.timings['fit_seconds'] = round(time.perf_counter() - t0, 3)
     return model
