@@ -18,8 +18,8 @@ from .evaluation import Evaluation, image_auroc, f1_max, aupro_from_scores, _jso
 from .model import DEFAULTS, ReConPatch
 from .report import full_config
 from .perturb import PERTURBATIONS, SEVERITY_SCALE, PerturbedDataset, check_perturbation
-from .runs import (detect_format, open_dataset, resolve_pretrained, random_backbone_warning, fit_with_fallback,
-                                run_settings, weight_fingerprint, ROW_METRICS, THRESHOLD_METRICS)
+from .inputs import detect_format, open_dataset, resolve_pretrained, random_backbone_warning, fit_with_fallback
+from .runs import run_settings, weight_fingerprint, ROW_METRICS, THRESHOLD_METRICS
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'ROBUSTNESS_KEYS', 'SUMMARY_METRICS', 'ValidPixels', 'evaluate_shared', 'evaluate_valid',

@@ -350,7 +350,7 @@ def fit_tiled_to_file(method:str, out:str|Path, # method, model file to write
                       tile:int|None=None, overlap:int|None=None, max_tiles:int|None=None, # the tiling (see `fit_tiled`)
                       **kw)->tuple[ReConPatch, str]:
     "`runs.fit_to_file` in tiles: fit on tiles of the good images at their own resolution and save; (model, a report)."
-    from reconpatch_nb.runs import open_dataset, random_backbone_warning, resolve_pretrained
+    from reconpatch_nb.inputs import open_dataset, random_backbone_warning, resolve_pretrained
     from reconpatch_nb.data import folder_samples, holdout_split
     from reconpatch_nb.calibration import describe_far
     if data is not None: train, test, what = open_dataset(data, category, 'train', fmt).samples, None, category
