@@ -29,12 +29,17 @@ class Detector:
             s, m = self.predict(batch['image'])
             yield batch, s, m
 
-    def predict_files(self, paths:list, # image files of any size, colour, grayscale or 16 bit
-                     )->tuple[np.ndarray, np.ndarray, torch.Tensor]: # scores (B,), maps (B,crop,crop), images (B,3,crop,crop)
-        "Score image files with the model's own resize, crop and normalisation."
+    def load_files(self, paths:list, # image files of any size, colour, grayscale or 16 bit
+                  )->torch.Tensor: # (B,3,crop,crop) images, as `predict` takes them
+        "Image files with the model's own resize, crop and normalisation."
         c = self.config
         ds = AnomalyDataset([Sample(p, 0, 'unknown') for p in paths], resize=c['resize'], crop=c['crop'], mean=c['mean'], std=c['std'])
-        imgs = torch.stack([ds[i]['image'] for i in range(len(ds))])
+        return torch.stack([ds[i]['image'] for i in range(len(ds))])
+
+    def predict_files(self, paths:list, # image files of any size, colour, grayscale or 16 bit
+                     )->tuple[np.ndarray, np.ndarray, torch.Tensor]: # scores (B,), maps (B,crop,crop), images (B,3,crop,crop)
+        "Score image files with the model's own resize, crop and normalisation (`load_files`)."
+        imgs = self.load_files(paths)
         return *self.predict(imgs), imgs
 
 # %% ../nbs/08b_ensemble.ipynb #a0404e3e

@@ -12,7 +12,7 @@ from torch import nn
 from fastcore.basics import patch
 import reconpatch_nb
 from .core import DataError, ReConPatchError, atomic_write_bytes
-from .data import IMG_EXTS, _list_images, load_image, resize_crop, to_tensor
+from .data import IMG_EXTS, _list_images
 from .backbone import aggregate_patch_features
 from .memory_bank import NearestNeighbours, anomaly_map, ranking_distances, reweight_factor
 from .model import ReConPatch
@@ -20,7 +20,7 @@ from .tiling import stored_tiling
 
 # %% auto #0
 __all__ = ['EXTERNAL_DATA_BYTES', 'PARITY_MAX_IMAGES', 'neighbour_table', 'ScoringGraph', 'export_metadata', 'check_parity',
-           'parity_files', 'load_parity_images', 'export_onnx', 'check_exportable']
+           'parity_files', 'export_onnx', 'check_exportable']
 
 # %% ../nbs/14_export.ipynb #adc478bd
 def neighbour_table(nn:NearestNeighbours, # the bank's search (a model's `build_index()`)
@@ -134,11 +134,6 @@ def parity_files(folder:str|Path, # a folder of images of the product (searched 
     if not files: raise DataError(f"{what} {d}: no images ({', '.join(IMG_EXTS)}) in this folder or below it")
     return [files[i] for i in np.linspace(0, len(files) - 1, min(max_images, len(files))).round().astype(int)]
 
-def load_parity_images(model:ReConPatch, files:list)->torch.Tensor: # (B, 3, crop, crop) normalised as `predict`'s inputs
-    "Image files resized, centre-cropped and normalised as the model's inputs (as `predict_files` reads them)."
-    c = model.config
-    return torch.stack([to_tensor(resize_crop(load_image(f), c['resize'], c['crop']), c['mean'], c['std']) for f in files])
-
 # %% ../nbs/14_export.ipynb #8fcac5ce
 def _noise_images(c:dict, n:int=2)->torch.Tensor:
     "`n` seeded random-noise images, [0, 1] pixels normalised as the model's inputs: the parity check's fallback."
@@ -160,7 +155,7 @@ def export_onnx(model:ReConPatch, # a fitted model
     if path.is_dir(): raise DataError(f"{path}: is a folder, expected a .onnx file path")
     if check_images is not None and parity_images is not None: raise ValueError("give check_images or parity_images, not both")
     files = None if parity_images is None else parity_files(parity_images)   # a bad folder: refused before the export
-    if files is not None: check_images, on = load_parity_images(model, files), f"{len(files)} images of {parity_images}"
+    if files is not None: check_images, on = model.load_files(files), f"{len(files)} images of {parity_images}"   # as predict_files reads them
     elif check_images is not None: on = f"the {len(check_images)} images given"
     else: check_images, on = _noise_images(model.config), "2 random-noise images (no images given: pass images of the product)"
     graph = ScoringGraph(model, chunk_rows).eval()
