@@ -314,9 +314,10 @@ def _select_bank(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings,
 def _calibrate(self:ReConPatch, emb:torch.Tensor, # (n_img * P, D) embeddings of all training images, in order
                n_img:int, grid:tuple, size:tuple, # training images, patch grid (h, w), image size (H, W)
                held:tuple|None=None, # `_fold_scores`' output (None: leave-one-image-out scores)
-               rule_note:str=''): # appended to the threshold rule (a tiled fit's tiles)
+               rule_note:str='', # appended to the threshold rule (a tiled fit's tiles)
+               **over): # configuration settings changed for this calibration only (a tiled fit's batch)
     "Set `calibration`, `nominal_stats`, `threshold` and `pixel_threshold` from 08a's `calibrate`."
-    cal = calibrate(self.bank, self.bank_images, emb, n_img, grid, size, self.config, device=self.device, held_out=held,
+    cal = calibrate(self.bank, self.bank_images, emb, n_img, grid, size, {**self.config, **over}, device=self.device, held_out=held,
                     fold_f=self._fold_f() if self.method == 'reconpatch' else None)   # the rule says which f scored the folds
     self.calibration, self.nominal_stats, self.pixel_threshold = cal['calibration'], cal['nominal_stats'], cal['pixel_threshold']
     self.set_threshold(cal['threshold'], cal['threshold_rule'] + rule_note)
@@ -330,9 +331,9 @@ def _fold_f(self:ReConPatch)->bool:
 # %% ../nbs/08_model.ipynb #d52d87af
 @patch
 def _fold_scores(self:ReConPatch, feats:torch.Tensor, # (n_img * P, feature_dim) cached patch features, images in order
-                 n_img:int, grid:tuple, size:tuple)->tuple|None: # 08a's `fold_scores` output; None with calibration='loo'
+                 n_img:int, grid:tuple, size:tuple, **over)->tuple|None: # `over`: settings changed here only; 08a's `fold_scores` output (None: 'loo')
     "Scores of the calibration images from models (f and bank) fitted on the other folds (08a, 'Held-out folds')."
-    c = self.config
+    c = {**self.config, **over}
     if c['calibration'] != 'kfold' or n_img < 2: return None
     def fold_net(rows): # f of the fold models: the model's own, or (`_fold_f`) trained without the fold
         return train_reconpatch(feats, _train_config(c), device=self.device, progress=False, rows=rows)[0].eval() if self._fold_f() else self.net

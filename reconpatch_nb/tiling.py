@@ -271,14 +271,12 @@ def fit_tiled(model:ReConPatch, # an unfitted (or to be refitted) model
         seed_everything(c['seed'])
         with measure(model.timings, 'training'): model._fit_net(feats)
         release_memory()
-        eb = c['extract_batch_size']; c['extract_batch_size'] = max(1, eb // T)   # held-out scores: about `eb` tiles at a time
-        try:
-            with measure(model.timings, 'calibration_folds'): held = model._fold_scores(feats, n_img, *grid_img(h, w))   # None: 'loo'
-            emb = model._embed_all(feats, inplace=True); del feats; release_memory()
-            with measure(model.timings, 'coreset'): model._select_bank(emb, h * w * T)   # bank_images: the large image
-            with measure(model.timings, 'calibration'):   # as `fit` (08)
-                model._calibrate(emb, n_img, *grid_img(h, w), held, rule_note=f' (maximum over {T} tiles of {t} px per image)')
-        finally: c['extract_batch_size'] = eb
+        batch = dict(extract_batch_size=max(1, c['extract_batch_size'] // T))   # held-out scores: about that many tiles at a time
+        with measure(model.timings, 'calibration_folds'): held = model._fold_scores(feats, n_img, *grid_img(h, w), **batch)   # None: 'loo'
+        emb = model._embed_all(feats, inplace=True); del feats; release_memory()
+        with measure(model.timings, 'coreset'): model._select_bank(emb, h * w * T)   # bank_images: the large image
+        with measure(model.timings, 'calibration'):   # as `fit` (08)
+            model._calibrate(emb, n_img, *grid_img(h, w), held, rule_note=f' (maximum over {T} tiles of {t} px per image)', **batch)
     model.calibration['tiling'] = dict(tile=t, overlap=ds.overlap, tiles_per_image=T, n_tiles=len(ds))
     model.timings['fit_seconds'] = round(time.perf_counter() - t0, 3)
     return model
