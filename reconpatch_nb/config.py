@@ -41,6 +41,8 @@ def range_text(spec:tuple, # (type, lowest, highest) as in `RANGES`
     kind, lo, hi, open_lo = _ends(spec)
     return f"{'(' if open_lo else '['}{_fmt(lo)}, {_fmt(hi)}]"
 
+def _expected(spec:tuple)->str: return f"{'an int' if spec[0] is int else 'a number'} in {range_text(spec)}"
+
 def in_range(v, # the value
              spec:tuple, # (type, lowest, highest)
             )->bool:
@@ -56,7 +58,7 @@ def check_range(key:str, # the setting's name, for the message
     "A one-line `ValueError` naming `key`, its value and its range unless `v` is in it."
     spec = spec or {**CHANNEL_RANGES, **RUN_RANGES, **RANGES}[key]
     if v is None or in_range(v, spec): return
-    raise ValueError(f"{key}={v!r}: expected {'an int' if spec[0] is int else 'a number'} in {range_text(spec)}")
+    raise ValueError(f"{key}={v!r}: expected {_expected(spec)}")
 
 # %% ../nbs/00a_config.ipynb #54b2df5c
 LEVEL = re.compile(r'(?:layer|denseblock)?\d+')   # a backbone level: 'layerK', 'denseblockK' (torchvision) or a stage index (timm)
@@ -83,8 +85,6 @@ WORDS = dict(sigma=('median',))   # words a numeric setting takes besides its ra
 NONE_MEANS = dict(steps='the epoch schedule', steps_per_epoch='one pass over all the patches')   # numeric settings where None is a choice
 
 # %% ../nbs/00a_config.ipynb #faf496cd
-def _expected(spec:tuple)->str: return f"{'an int' if spec[0] is int else 'a number'} in {range_text(spec)}"
-
 def _channels_ok(v, spec:tuple)->bool:
     "Is `v` one number or 3 (R G B), each in `spec`?"
     t = list(v) if hasattr(v, '__iter__') and not isinstance(v, (str, bytes)) else [v]
