@@ -87,7 +87,7 @@ def check_cells(name:str, cells:list)->list[str]:
     bad = []
     for i, c in enumerate(cells):
         if c['errs']: bad.append(f'{name}: cell {i} shows a traceback')
-        figure_cell = 'visual.' in c['src'] and not c['src'].strip().startswith(('from', 'import'))
+        figure_cell = 'visual.' in c['src'] and not c['src'].strip().startswith(('from', 'import', '#| export'))   # a definition draws nothing
         if figure_cell and not c['imgs']: bad.append(f"{name}: figure cell {i} shows no image (text: {c['out'][:80]!r})")
     return bad + check_bars(name, cells)
 

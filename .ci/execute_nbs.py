@@ -135,6 +135,8 @@ def problems(path:Path)->list[str]:
             if o['output_type'] == 'stream' and 'Traceback (most recent call last)' in ''.join(o.get('text', '')):
                 out.append(f"{path.name}: code cell {i} prints a traceback")
     if not any(c.get('outputs') for c in code): out.append(f"{path.name}: no outputs committed (run python .ci/execute_nbs.py {path.name})")
+    if nb['metadata'].get('kernelspec', {}).get('name') != 'python3':   # without it JupyterLab opens a 'Select Kernel' dialog
+        out.append(f"{path.name}: no python3 kernelspec in its metadata (JupyterLab would ask the user to select a kernel)")
     if bars := frozen_bars(nb):
         msg = f"{path.name}: code cells {bars} commit progress-bar widgets (GitHub shows '0%'): run python .ci/execute_nbs.py --finish-bars {path.name}"
         if BARS_FAIL: out.append(msg)
